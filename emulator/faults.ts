@@ -1,0 +1,88 @@
+import { z } from "zod";
+import { AwsError, statusOfErrorType } from "./errors.ts";
+
+/**
+ * Fault injection, so tests and `npm run dev -- --ivs-latency 50` can see how
+ * Fanout behaves when IVS is slow, flaky or refusing: added latency on every
+ * operation, a random error rate, and rules that answer a given error for a
+ * given operation (a number of times, or until cleared).
+ */
+
+export const FaultRule = z.object({
+  /** An operation name, or "*" for every operation. */
+  operation: z.string().default("*"),
+  errorType: z.string().min(1),
+  status: z.number().int().min(400).max(599).optional(),
+  message: z.string().optional(),
+  /** How many calls it answers before it is spent; absent: until cleared. */
+  times: z.number().int().min(1).optional(),
+});
+
+export const Faults = z.object({
+  latencyMs: z.number().min(0).max(60_000).default(0),
+  errorRate: z.number().min(0).max(1).default(0),
+  /** The error a random failure answers with. */
+  errorType: z.string().default("InternalServerException"),
+  rules: z.array(FaultRule).default([]),
+});
+export type Faults = z.infer<typeof Faults>;
+
+export const noFaults = (): Faults => Faults.parse({});
+
+/** Waits for the configured latency, then throws the injected error, if any, for this call. */
+export async function applyFaults(faults: Faults, operation: string, random = Math.random): Promise<void> {
+  if (faults.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, faults.latencyMs));
+  const index = faults.rules.findIndex((rule) => rule.operation === "*" || rule.operation === operation);
+  if (index >= 0) {
+    const rule = faults.rules[index]!;
+    if (rule.times !== undefined) {
+      rule.times -= 1;
+      if (rule.times === 0) faults.rules.splice(index, 1);
+    }
+    throw injected(rule.errorType, rule.status, rule.message ?? `Injected ${rule.errorType} for ${operation}.`);
+  }
+  if (faults.errorRate > 0 && random() < faults.errorRate) {
+    throw injected(faults.errorType, undefined, `Injected random ${faults.errorType} for ${operation}.`);
+  }
+}
+
+function injected(type: string, status: number | undefined, message: string): AwsError {
+  return new AwsError(type, status ?? statusOfErrorType[type] ?? 500, message);
+}
+
+/** Per-operation requests-per-second limits, answered with 429 as AWS throttles. */
+export class RateLimiter {
+  readonly #windows = new Map<string, { second: number; count: number }>();
+  limits: Record<string, number>;
+
+  constructor(limits: Record<string, number> = {}) {
+    this.limits = limits;
+  }
+
+  check(operation: string, now = Date.now()): void {
+    const limit = this.limits[operation];
+    if (limit === undefined) return;
+    const second = Math.floor(now / 1000);
+    const window = this.#windows.get(operation);
+    if (!window || window.second !== second) {
+      this.#windows.set(operation, { second, count: 1 });
+      return;
+    }
+    if (window.count >= limit) throw new AwsError("ThrottlingException", 429, "Rate exceeded");
+    window.count += 1;
+  }
+}
+
+/** The rate quotas IVS Real-Time documents (not adjustable), for a realistic run. */
+export const awsRateQuotas: Record<string, number> = {
+  CreateParticipantToken: 50,
+  CreateStage: 5,
+  DeleteStage: 5,
+  GetStage: 5,
+  ListStages: 5,
+  ListParticipants: 5,
+  ImportPublicKey: 3,
+  GetPublicKey: 3,
+  ListPublicKeys: 3,
+  DeletePublicKey: 3,
+};

@@ -1,0 +1,628 @@
+import { AwsError, modelled } from "./errors.ts";
+import { randomId, sessionId } from "./ids.ts";
+import type { Input, OperationName } from "./schemas.ts";
+import type {
+  Capability,
+  ParticipantRecord,
+  PublicKeyRecord,
+  ReplicationRecord,
+  SessionRecord,
+  StageRecord,
+  State,
+} from "./state.ts";
+import {
+  type SigningKey,
+  type TokenClaims,
+  TokenRejected,
+  assertP384PublicKey,
+  capabilitiesOf,
+  fingerprintOf,
+  issueToken,
+  verifyToken,
+} from "./tokens.ts";
+
+/**
+ * The emulated IVS Real-Time service: the operations of the API over plain
+ * state, plus the participant lifecycle that the events hub drives (connect,
+ * publish, disconnect). Everything here is transport-free; server.ts puts the
+ * wire protocol around it.
+ */
+
+export interface Quotas {
+  publishersPerStage: number;
+  subscribersPerStage: number;
+  stagesPerAccount: number;
+  publicKeysPerAccount: number;
+}
+
+export const defaultQuotas: Quotas = {
+  publishersPerStage: 12,
+  subscribersPerStage: 10_000,
+  stagesPerAccount: 1_000,
+  publicKeysPerAccount: 100,
+};
+
+export interface ServiceOptions {
+  region: string;
+  accountId: string;
+  /** Base URL of the emulator as clients reach it, for stage endpoints. */
+  publicUrl: string;
+  quotas: Quotas;
+  state: State;
+  signingKey: SigningKey;
+  /** Called after every change to the state, to persist it. */
+  onChange: () => void;
+}
+
+/** A live participant connection, as the events hub holds it. */
+export interface Connection {
+  stageArn: string;
+  participantId: string;
+  sessionId: string;
+  capabilities: Capability[];
+  /** Closes the transport; called when IVS disconnects the participant. */
+  kick: (reason: string) => void;
+}
+
+const DEFAULT_TOKEN_MINUTES = 720;
+const PAGE_DEFAULT = 50;
+
+type Output = Record<string, unknown>;
+
+export class IvsService {
+  readonly options: ServiceOptions;
+  readonly #connections = new Map<string, Connection>();
+  readonly #reconnectTimers = new Map<string, NodeJS.Timeout>();
+
+  constructor(options: ServiceOptions) {
+    this.options = options;
+  }
+
+  get #state(): State {
+    return this.options.state;
+  }
+
+  async call<O extends OperationName>(operation: O, input: Input<O>): Promise<Output> {
+    // A table keyed by operation keeps the dispatch exhaustive: a new operation without a handler does not compile.
+    const handlers: { [K in OperationName]: (input: Input<K>) => Output | Promise<Output> } = {
+      CreateStage: (i) => this.createStage(i),
+      GetStage: (i) => ({ stage: this.#stageView(this.#stage(i.arn)) }),
+      UpdateStage: (i) => this.updateStage(i),
+      DeleteStage: (i) => this.deleteStage(i.arn),
+      ListStages: (i) => this.listStages(i),
+      CreateParticipantToken: (i) => this.createParticipantToken(i),
+      ListParticipants: (i) => this.listParticipants(i),
+      GetParticipant: (i) => this.getParticipant(i),
+      DisconnectParticipant: (i) => this.disconnectParticipant(i),
+      ListStageSessions: (i) => this.listStageSessions(i),
+      GetStageSession: (i) => ({ stageSession: sessionView(this.#session(this.#stage(i.stageArn), i.sessionId)) }),
+      StartParticipantReplication: (i) => this.startReplication(i),
+      StopParticipantReplication: (i) => this.stopReplication(i),
+      ListParticipantReplicas: (i) => this.listReplicas(i),
+      ImportPublicKey: (i) => this.importPublicKey(i),
+      GetPublicKey: (i) => ({ publicKey: publicKeyView(this.#publicKey(i.arn)) }),
+      DeletePublicKey: (i) => this.deletePublicKey(i.arn),
+      ListPublicKeys: (i) => this.listPublicKeys(i),
+      TagResource: (i) => this.tagResource(i),
+      UntagResource: (i) => this.untagResource(i),
+      ListTagsForResource: (i) => ({ tags: { ...this.#taggable(i.resourceArn).tags } }),
+    };
+    const handler = handlers[operation] as (input: Input<O>) => Output | Promise<Output>;
+    return handler(input);
+  }
+
+  // ── stages ───────────────────────────────────────────────────────────────
+
+  createStage(input: Input<"CreateStage">): Promise<Output> | Output {
+    if (this.#state.stages.length >= this.options.quotas.stagesPerAccount) {
+      throw modelled.quota(
+        `Stage quota of ${this.options.quotas.stagesPerAccount} per account exceeded.`,
+      );
+    }
+    const id = randomId(12);
+    const stage: StageRecord = {
+      arn: `arn:aws:ivs:${this.options.region}:${this.options.accountId}:stage/${id}`,
+      name: input.name ?? "",
+      tags: { ...input.tags },
+      createdAt: new Date().toISOString(),
+      endpoints: {
+        events: `${this.options.publicUrl.replace(/^http/, "ws")}/events`,
+        whip: `${this.options.publicUrl}/whip`,
+        rtmp: "",
+        rtmps: "",
+      },
+      sessions: [],
+      revoked: [],
+    };
+    this.#state.stages.push(stage);
+    this.options.onChange();
+    const configurations = input.participantTokenConfigurations ?? [];
+    return Promise.all(configurations.map((c) => this.#mintToken(stage, c))).then((participantTokens) => ({
+      stage: this.#stageView(stage),
+      participantTokens,
+    }));
+  }
+
+  updateStage(input: Input<"UpdateStage">): Output {
+    const stage = this.#stage(input.arn);
+    if (input.name !== undefined) stage.name = input.name;
+    this.options.onChange();
+    return { stage: this.#stageView(stage) };
+  }
+
+  deleteStage(arn: string): Output {
+    const stage = this.#stage(arn);
+    for (const replication of this.#state.replications) {
+      if (
+        replication.replicationState === "ACTIVE" &&
+        (replication.sourceStageArn === arn || replication.destinationStageArn === arn)
+      ) {
+        this.#stopReplication(replication);
+      }
+    }
+    for (const connection of [...this.#connections.values()]) {
+      if (connection.stageArn === arn) connection.kick("stage deleted");
+    }
+    this.#state.stages = this.#state.stages.filter((s) => s !== stage);
+    this.options.onChange();
+    return {};
+  }
+
+  listStages(input: Input<"ListStages">): Output {
+    const { items, nextToken } = page(this.#state.stages, input.nextToken, input.maxResults);
+    return {
+      stages: items.map((s) => ({ arn: s.arn, name: s.name, activeSessionId: activeSession(s)?.sessionId, tags: { ...s.tags } })),
+      nextToken,
+    };
+  }
+
+  // ── participants and tokens ──────────────────────────────────────────────
+
+  async createParticipantToken(input: Input<"CreateParticipantToken">): Promise<Output> {
+    const stage = this.#stage(input.stageArn);
+    return { participantToken: await this.#mintToken(stage, input) };
+  }
+
+  async #mintToken(
+    stage: StageRecord,
+    config: { duration?: number; userId?: string; attributes?: Record<string, string>; capabilities?: Capability[] },
+  ): Promise<Output> {
+    const duration = config.duration ?? DEFAULT_TOKEN_MINUTES;
+    const capabilities = config.capabilities ?? ["PUBLISH", "SUBSCRIBE"];
+    const participantId = randomId(12);
+    const { token, expirationTime } = await issueToken(
+      this.options.signingKey,
+      {
+        jti: participantId,
+        resource: stage.arn,
+        topic: stageId(stage.arn),
+        events_url: stage.endpoints.events,
+        whip_url: stage.endpoints.whip,
+        capabilities: {
+          allow_publish: capabilities.includes("PUBLISH"),
+          allow_subscribe: capabilities.includes("SUBSCRIBE"),
+        },
+        version: "1.0",
+        ...(config.userId !== undefined && { user_id: config.userId }),
+        ...(config.attributes !== undefined && { attributes: config.attributes }),
+      },
+      duration,
+    );
+    return {
+      participantId,
+      token,
+      userId: config.userId,
+      attributes: config.attributes,
+      duration,
+      capabilities,
+      expirationTime: expirationTime.toISOString(),
+    };
+  }
+
+  listParticipants(input: Input<"ListParticipants">): Output {
+    const stage = this.#state.stages.find((s) => s.arn === input.stageArn);
+    const session = stage?.sessions.find((s) => s.sessionId === input.sessionId);
+    const matching = (session?.participants ?? []).filter(
+      (p) =>
+        (input.filterByUserId === undefined || p.userId === input.filterByUserId) &&
+        (input.filterByPublished === undefined || p.published === input.filterByPublished) &&
+        (input.filterByState === undefined || p.state === input.filterByState),
+    );
+    const { items, nextToken } = page(matching, input.nextToken, input.maxResults);
+    return { participants: items.map((p) => participantSummary(p)), nextToken };
+  }
+
+  getParticipant(input: Input<"GetParticipant">): Output {
+    const session = this.#session(this.#stage(input.stageArn), input.sessionId);
+    const participant = session.participants.find((p) => p.participantId === input.participantId);
+    if (!participant) throw modelled.notFound(`Participant ${input.participantId} not found in session ${input.sessionId}.`);
+    return { participant: { ...participantSummary(participant), attributes: participant.attributes } };
+  }
+
+  disconnectParticipant(input: Input<"DisconnectParticipant">): Output {
+    const stage = this.#stage(input.stageArn);
+    if (!stage.revoked.includes(input.participantId)) stage.revoked.push(input.participantId);
+    this.#connections.get(connectionKey(stage.arn, input.participantId))?.kick(input.reason ?? "disconnected by the service");
+    this.options.onChange();
+    return {};
+  }
+
+  listStageSessions(input: Input<"ListStageSessions">): Output {
+    const stage = this.#stage(input.stageArn);
+    const newestFirst = [...stage.sessions].reverse();
+    const { items, nextToken } = page(newestFirst, input.nextToken, input.maxResults);
+    return { stageSessions: items.map(sessionView), nextToken };
+  }
+
+  /**
+   * Admits a participant presenting a token: the token must verify and name an
+   * existing stage, must not be revoked or already in use, and the stage must
+   * have room for one more subscriber.
+   */
+  async connect(token: string, kick: Connection["kick"]): Promise<Connection> {
+    const claims: TokenClaims = await verifyToken(token, undefined, {
+      emulator: this.options.signingKey,
+      imported: (arn) => this.#state.publicKeys.find((k) => k.arn === arn),
+    });
+    const stage = this.#state.stages.find((s) => s.arn === claims.resource);
+    if (!stage) throw new TokenRejected("wrong_stage", "the token's stage does not exist");
+    if (stage.revoked.includes(claims.jti)) throw new TokenRejected("revoked", "participant was disconnected and revoked");
+    const key = connectionKey(stage.arn, claims.jti);
+    if (this.#connections.has(key)) {
+      throw new AwsError("ConflictException", 409, "token is already in use by another connection");
+    }
+    const session = activeSession(stage) ?? this.#startSession(stage);
+    const subscribers = session.participants.filter((p) => p.state === "CONNECTED" && !p.published).length;
+    if (subscribers >= this.options.quotas.subscribersPerStage) {
+      throw modelled.quota(`Stage is full: ${this.options.quotas.subscribersPerStage} subscribers.`);
+    }
+    let participant = session.participants.find((p) => p.participantId === claims.jti);
+    if (!participant) {
+      participant = {
+        participantId: claims.jti,
+        userId: claims.user_id ?? "",
+        attributes: claims.attributes ?? {},
+        capabilities: capabilitiesOf(claims),
+        state: "CONNECTED",
+        firstJoinTime: new Date().toISOString(),
+        published: false,
+        replicationType: "NONE",
+      };
+      session.participants.push(participant);
+    }
+    participant.state = "CONNECTED";
+    // A publisher back within its reconnect window keeps its replicas.
+    const timer = this.#reconnectTimers.get(key);
+    if (timer) {
+      clearTimeout(timer);
+      this.#reconnectTimers.delete(key);
+    }
+    const connection: Connection = {
+      stageArn: stage.arn,
+      participantId: claims.jti,
+      sessionId: session.sessionId,
+      capabilities: participant.capabilities,
+      kick,
+    };
+    this.#connections.set(key, connection);
+    this.options.onChange();
+    return connection;
+  }
+
+  setPublished(connection: Connection, published: boolean): void {
+    const participant = this.#liveParticipant(connection);
+    if (!participant) return;
+    if (published) {
+      if (!connection.capabilities.includes("PUBLISH")) {
+        throw modelled.accessDenied("INSUFFICIENT_CAPABILITIES: the token does not allow publishing");
+      }
+      const stage = this.#stage(connection.stageArn);
+      if (!participant.published && publishers(stage) >= this.options.quotas.publishersPerStage) {
+        throw modelled.quota(`Stage has ${this.options.quotas.publishersPerStage} publishers already.`);
+      }
+    }
+    participant.published = published;
+    if (!published) this.#endReplicationsOf(connection, 0);
+    this.options.onChange();
+  }
+
+  disconnect(connection: Connection): void {
+    const key = connectionKey(connection.stageArn, connection.participantId);
+    if (this.#connections.get(key) !== connection) return;
+    this.#connections.delete(key);
+    const participant = this.#liveParticipant(connection);
+    if (participant) {
+      participant.state = "DISCONNECTED";
+      participant.published = false;
+    }
+    this.#endReplicationsOf(connection);
+    const stage = this.#state.stages.find((s) => s.arn === connection.stageArn);
+    if (stage) this.#endSessionIfEmpty(stage);
+    this.options.onChange();
+  }
+
+  // ── replication ──────────────────────────────────────────────────────────
+
+  startReplication(input: Input<"StartParticipantReplication">): Output {
+    if (input.sourceStageArn === input.destinationStageArn) {
+      throw modelled.validation("Source and destination stages must be different.");
+    }
+    const source = this.#stage(input.sourceStageArn);
+    const destination = this.#stage(input.destinationStageArn);
+    const connection = this.#connections.get(connectionKey(source.arn, input.participantId));
+    const participant = connection && this.#liveParticipant(connection);
+    if (!connection || !participant) {
+      throw modelled.notFound(`Participant ${input.participantId} is not connected to stage ${source.arn}.`);
+    }
+    if (!participant.published) {
+      throw modelled.conflict(`Participant ${input.participantId} is not publishing in stage ${source.arn}.`);
+    }
+    const existing = this.#state.replications.find(
+      (r) =>
+        r.replicationState === "ACTIVE" &&
+        r.sourceStageArn === source.arn &&
+        r.destinationStageArn === destination.arn &&
+        r.participantId === input.participantId,
+    );
+    if (existing) throw modelled.conflict(`Participant ${input.participantId} is already replicated to ${destination.arn}.`);
+    if (publishers(destination) >= this.options.quotas.publishersPerStage) {
+      throw modelled.quota(`Stage ${destination.arn} has ${this.options.quotas.publishersPerStage} publishers already.`);
+    }
+    const destinationSession = activeSession(destination) ?? this.#startSession(destination);
+    participant.replicationType = "SOURCE";
+    const replica: ParticipantRecord = {
+      ...participant,
+      attributes: { ...participant.attributes, ...input.attributes },
+      state: "CONNECTED",
+      published: true,
+      firstJoinTime: new Date().toISOString(),
+      replicationType: "REPLICA",
+      sourceStageArn: source.arn,
+      sourceSessionId: connection.sessionId,
+    };
+    destinationSession.participants = destinationSession.participants.filter((p) => p.participantId !== replica.participantId);
+    destinationSession.participants.push(replica);
+    this.#state.replications.push({
+      sourceStageArn: source.arn,
+      destinationStageArn: destination.arn,
+      participantId: input.participantId,
+      sourceSessionId: connection.sessionId,
+      destinationSessionId: destinationSession.sessionId,
+      replicationState: "ACTIVE",
+      reconnectWindowSeconds: input.reconnectWindowSeconds ?? 0,
+      attributes: input.attributes ?? {},
+    });
+    this.options.onChange();
+    return {};
+  }
+
+  stopReplication(input: Input<"StopParticipantReplication">): Output {
+    this.#stage(input.sourceStageArn);
+    this.#stage(input.destinationStageArn);
+    const replication = this.#state.replications.find(
+      (r) =>
+        r.replicationState === "ACTIVE" &&
+        r.sourceStageArn === input.sourceStageArn &&
+        r.destinationStageArn === input.destinationStageArn &&
+        r.participantId === input.participantId,
+    );
+    if (!replication) throw modelled.notFound(`No active replication of ${input.participantId} to ${input.destinationStageArn}.`);
+    this.#stopReplication(replication);
+    this.options.onChange();
+    return {};
+  }
+
+  listReplicas(input: Input<"ListParticipantReplicas">): Output {
+    const matching = this.#state.replications.filter(
+      (r) => r.sourceStageArn === input.sourceStageArn && r.participantId === input.participantId,
+    );
+    const { items, nextToken } = page(matching, input.nextToken, input.maxResults);
+    return {
+      replicas: items.map((r) => ({
+        sourceStageArn: r.sourceStageArn,
+        participantId: r.participantId,
+        sourceSessionId: r.sourceSessionId,
+        destinationStageArn: r.destinationStageArn,
+        destinationSessionId: r.destinationSessionId,
+        replicationState: r.replicationState,
+      })),
+      nextToken,
+    };
+  }
+
+  /** Replicas of a departing publisher stop now, or after their reconnect window. */
+  #endReplicationsOf(connection: Connection, forceWindowSeconds?: number): void {
+    const active = this.#state.replications.filter(
+      (r) => r.replicationState === "ACTIVE" && r.sourceStageArn === connection.stageArn && r.participantId === connection.participantId,
+    );
+    const window = forceWindowSeconds ?? Math.max(0, ...active.map((r) => r.reconnectWindowSeconds));
+    if (active.length === 0) return;
+    if (window === 0) {
+      for (const r of active) this.#stopReplication(r);
+      return;
+    }
+    const key = connectionKey(connection.stageArn, connection.participantId);
+    this.#reconnectTimers.set(
+      key,
+      setTimeout(() => {
+        this.#reconnectTimers.delete(key);
+        for (const r of active) if (r.replicationState === "ACTIVE") this.#stopReplication(r);
+        this.options.onChange();
+      }, window * 1000).unref(),
+    );
+  }
+
+  #stopReplication(replication: ReplicationRecord): void {
+    replication.replicationState = "STOPPED";
+    const destination = this.#state.stages.find((s) => s.arn === replication.destinationStageArn);
+    const session = destination?.sessions.find((s) => s.sessionId === replication.destinationSessionId);
+    const replica = session?.participants.find(
+      (p) => p.participantId === replication.participantId && p.replicationType === "REPLICA",
+    );
+    if (replica) {
+      replica.state = "DISCONNECTED";
+      replica.published = false;
+    }
+    if (destination) this.#endSessionIfEmpty(destination);
+  }
+
+  // ── public keys ──────────────────────────────────────────────────────────
+
+  async importPublicKey(input: Input<"ImportPublicKey">): Promise<Output> {
+    try {
+      await assertP384PublicKey(input.publicKeyMaterial);
+    } catch {
+      throw modelled.validation("publicKeyMaterial must be a PEM-encoded EC P-384 (secp384r1) public key.");
+    }
+    const fingerprint = fingerprintOf(input.publicKeyMaterial);
+    if (this.#state.publicKeys.some((k) => k.fingerprint === fingerprint)) {
+      throw modelled.conflict("A public key with this material has already been imported.");
+    }
+    if (this.#state.publicKeys.length >= this.options.quotas.publicKeysPerAccount) {
+      throw modelled.quota(`Public key quota of ${this.options.quotas.publicKeysPerAccount} exceeded.`);
+    }
+    const key: PublicKeyRecord = {
+      arn: `arn:aws:ivs:${this.options.region}:${this.options.accountId}:public-key/${randomId(12)}`,
+      name: input.name ?? "",
+      publicKeyMaterial: input.publicKeyMaterial,
+      fingerprint,
+      tags: { ...input.tags },
+    };
+    this.#state.publicKeys.push(key);
+    this.options.onChange();
+    return { publicKey: publicKeyView(key) };
+  }
+
+  deletePublicKey(arn: string): Output {
+    const key = this.#publicKey(arn);
+    this.#state.publicKeys = this.#state.publicKeys.filter((k) => k !== key);
+    this.options.onChange();
+    return {};
+  }
+
+  listPublicKeys(input: Input<"ListPublicKeys">): Output {
+    const { items, nextToken } = page(this.#state.publicKeys, input.nextToken, input.maxResults);
+    return { publicKeys: items.map((k) => ({ arn: k.arn, name: k.name, tags: { ...k.tags } })), nextToken };
+  }
+
+  // ── tags ─────────────────────────────────────────────────────────────────
+
+  tagResource(input: Input<"TagResource">): Output {
+    const resource = this.#taggable(input.resourceArn);
+    const merged = { ...resource.tags, ...input.tags };
+    if (Object.keys(merged).length > 50) throw modelled.validation("A resource can have at most 50 tags.");
+    resource.tags = merged;
+    this.options.onChange();
+    return {};
+  }
+
+  untagResource(input: Input<"UntagResource">): Output {
+    const resource = this.#taggable(input.resourceArn);
+    for (const key of input.tagKeys) delete resource.tags[key];
+    this.options.onChange();
+    return {};
+  }
+
+  // ── lookups ──────────────────────────────────────────────────────────────
+
+  #stage(arn: string): StageRecord {
+    const stage = this.#state.stages.find((s) => s.arn === arn);
+    if (!stage) throw modelled.notFound(`Stage ${arn} not found.`);
+    return stage;
+  }
+
+  #session(stage: StageRecord, id: string): SessionRecord {
+    const session = stage.sessions.find((s) => s.sessionId === id);
+    if (!session) throw modelled.notFound(`Session ${id} not found in stage ${stage.arn}.`);
+    return session;
+  }
+
+  #publicKey(arn: string): PublicKeyRecord {
+    const key = this.#state.publicKeys.find((k) => k.arn === arn);
+    if (!key) throw modelled.notFound(`Public key ${arn} not found.`);
+    return key;
+  }
+
+  #taggable(arn: string): { tags: Record<string, string> } {
+    const resource = this.#state.stages.find((s) => s.arn === arn) ?? this.#state.publicKeys.find((k) => k.arn === arn);
+    if (!resource) throw modelled.notFound(`Resource ${arn} not found.`);
+    return resource;
+  }
+
+  #liveParticipant(connection: Connection): ParticipantRecord | undefined {
+    const stage = this.#state.stages.find((s) => s.arn === connection.stageArn);
+    const session = stage?.sessions.find((s) => s.sessionId === connection.sessionId);
+    return session?.participants.find((p) => p.participantId === connection.participantId && p.replicationType !== "REPLICA");
+  }
+
+  #startSession(stage: StageRecord): SessionRecord {
+    const session: SessionRecord = { sessionId: sessionId(), startTime: new Date().toISOString(), participants: [] };
+    stage.sessions.push(session);
+    return session;
+  }
+
+  #endSessionIfEmpty(stage: StageRecord): void {
+    const session = activeSession(stage);
+    if (session && !session.participants.some((p) => p.state === "CONNECTED")) {
+      session.endTime = new Date().toISOString();
+    }
+  }
+
+  #stageView(stage: StageRecord): Output {
+    return {
+      arn: stage.arn,
+      name: stage.name,
+      activeSessionId: activeSession(stage)?.sessionId,
+      tags: { ...stage.tags },
+      endpoints: { events: stage.endpoints.events, whip: stage.endpoints.whip },
+    };
+  }
+}
+
+const connectionKey = (stageArn: string, participantId: string) => `${stageArn}#${participantId}`;
+const stageId = (arn: string) => arn.slice(arn.lastIndexOf("/") + 1);
+const activeSession = (stage: StageRecord) => stage.sessions.find((s) => s.endTime === undefined);
+const publishers = (stage: StageRecord) =>
+  activeSession(stage)?.participants.filter((p) => p.state === "CONNECTED" && p.published).length ?? 0;
+
+function participantSummary(p: ParticipantRecord): Output {
+  return {
+    participantId: p.participantId,
+    userId: p.userId,
+    state: p.state,
+    firstJoinTime: p.firstJoinTime,
+    published: p.published,
+    recordingState: "DISABLED",
+    replicationType: p.replicationType,
+    ...(p.replicationType === "REPLICA" && {
+      replicationState: p.state === "CONNECTED" ? "ACTIVE" : "STOPPED",
+      sourceStageArn: p.sourceStageArn,
+      sourceSessionId: p.sourceSessionId,
+    }),
+  };
+}
+
+function sessionView(s: SessionRecord): Output {
+  return { sessionId: s.sessionId, startTime: s.startTime, endTime: s.endTime };
+}
+
+function publicKeyView(k: PublicKeyRecord): Output {
+  return { arn: k.arn, name: k.name, publicKeyMaterial: k.publicKeyMaterial, fingerprint: k.fingerprint, tags: { ...k.tags } };
+}
+
+/** Pagination by offset; the token is opaque to clients and fits the model's pattern. */
+function page<T>(all: readonly T[], nextToken: string | undefined, maxResults: number | undefined) {
+  let start = 0;
+  if (nextToken) {
+    const decoded = Number(Buffer.from(nextToken, "base64url").toString("utf8"));
+    if (!Number.isInteger(decoded) || decoded < 0 || decoded > all.length) {
+      throw modelled.validation("The nextToken is not valid.");
+    }
+    start = decoded;
+  }
+  const end = start + (maxResults ?? PAGE_DEFAULT);
+  return {
+    items: all.slice(start, end),
+    nextToken: end < all.length ? Buffer.from(String(end)).toString("base64url") : undefined,
+  };
+}

@@ -1,0 +1,23 @@
+import { SELF } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+
+describe("health", () => {
+  it("GET /health answers ok without a key", async () => {
+    const response = await SELF.fetch("https://fanout.test/health");
+    expect(response.status).toBe(200);
+    const body = await response.json<{ success: boolean; data: { status: string; tokens: string } }>();
+    expect(body).toMatchObject({ success: true, data: { status: "ok", tokens: "self-signed" } });
+  });
+
+  it("GET /api/health answers the same", async () => {
+    const response = await SELF.fetch("https://fanout.test/api/health");
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ success: true, data: { status: "ok" } });
+  });
+
+  it("an unknown API route is a 404 in the envelope", async () => {
+    const response = await SELF.fetch("https://fanout.test/api/nope");
+    expect(response.status).toBe(404);
+    expect(await response.json()).toMatchObject({ success: false, error: { code: "NOT_FOUND" } });
+  });
+});

@@ -1,0 +1,43 @@
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+import { LOCAL_CREDENTIALS } from "./emulator/credentials.ts";
+
+/** The admin key the Worker tests use (a test value, never a real one). */
+export const TEST_ADMIN_KEY = "test-admin-key-0123456789abcdef";
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: "node",
+          include: ["test/unit/**/*.test.ts", "test/emulator/**/*.test.ts"],
+          environment: "node",
+        },
+      },
+      {
+        plugins: [
+          cloudflareTest(({ inject }) => ({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: {
+                IVS_ENDPOINT: inject("emulatorUrl"),
+                AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+                AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+                ADMIN_KEY: TEST_ADMIN_KEY,
+                TOKEN_PRIVATE_KEY: inject("tokenPrivateKey"),
+                TOKEN_KEY_ARN: inject("tokenKeyArn"),
+                IVS_TIMEOUT_MS: "2000",
+              },
+            },
+          })),
+        ],
+        test: {
+          name: "worker",
+          include: ["test/worker/**/*.test.ts"],
+          globalSetup: ["test/worker/global-setup.ts"],
+        },
+      },
+    ],
+  },
+});

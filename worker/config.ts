@@ -1,0 +1,111 @@
+import { z } from "zod";
+
+/**
+ * The Worker's configuration, read from `[vars]` and secrets (SPEC §12).
+ * Parsed once per `env` object; a missing or invalid value fails the request
+ * with a message that names the variable, never silently.
+ */
+
+export class ConfigError extends Error {
+  readonly variable: string;
+  constructor(variable: string, problem: string) {
+    super(`Configuration error: ${variable} ${problem}.`);
+    this.variable = variable;
+  }
+}
+
+const minutes = (fallback: number) => z.coerce.number().int().min(1).max(20160).default(fallback);
+const positiveInt = (fallback: number) => z.coerce.number().int().min(1).default(fallback);
+const optionalSecret = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === "" ? undefined : v.trim()));
+
+const Schema = z.object({
+  AWS_REGION: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, "must be an AWS region such as us-east-1"),
+  AWS_ACCESS_KEY_ID: z.string().min(1, "is not set"),
+  AWS_SECRET_ACCESS_KEY: z.string().min(1, "is not set"),
+  AWS_SESSION_TOKEN: optionalSecret,
+  IVS_ENDPOINT: z
+    .string()
+    .optional()
+    .transform((v) => (v === undefined || v.trim() === "" ? undefined : v.trim().replace(/\/+$/, "")))
+    .pipe(z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional()),
+  IVS_TIMEOUT_MS: positiveInt(5000),
+  IVS_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
+  ADMIN_KEY: z.string().min(16, "must be set to a key of at least 16 characters"),
+  VIEWER_KEY: optionalSecret,
+  VIEWER_ACCESS: z.enum(["open", "key"]).default("open"),
+  TOKEN_PRIVATE_KEY: optionalSecret,
+  TOKEN_KEY_ARN: optionalSecret.pipe(
+    z.string().regex(/^arn:aws:ivs:[a-z0-9-]+:[0-9]+:public-key\/[a-zA-Z0-9-]+$/, "must be an IVS public key ARN").optional(),
+  ),
+  VIEWER_TOKEN_MINUTES: minutes(60),
+  PUBLISHER_TOKEN_MINUTES: minutes(240),
+  FANOUT_MODE: z.enum(["replica", "direct"]).default("replica"),
+  FANOUT_DEPLOYMENT: z.string().regex(/^[a-zA-Z0-9-]{1,64}$/, "must be 1-64 letters, digits or dashes").default("fanout"),
+});
+
+export interface Config {
+  ivs: {
+    region: string;
+    /** The IVS Real-Time API, `https://ivsrealtime.<region>.amazonaws.com` unless overridden. */
+    endpoint: string;
+    accessKeyId: string;
+    secretAccessKey: string;
+    sessionToken?: string;
+    timeoutMs: number;
+    maxRetries: number;
+  };
+  adminKey: string;
+  viewerKey?: string;
+  viewerAccess: "open" | "key";
+  /** Present when participant tokens are self-signed (SPEC §4); absent: CreateParticipantToken. */
+  tokenKey?: { privateKey: string; keyArn: string };
+  tokenMinutes: { viewer: number; publisher: number };
+  mode: "replica" | "direct";
+  /** Written into the `fanout:creator` tag of every stage, to tell deployments apart. */
+  deployment: string;
+}
+
+const cache = new WeakMap<object, Config>();
+
+export function loadConfig(env: object): Config {
+  const cached = cache.get(env);
+  if (cached) return cached;
+  const parsed = Schema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const variable = String(issue.path[0] ?? "configuration");
+    const problem = issue.code === "invalid_type" && issue.input === undefined ? "is not set" : issue.message;
+    throw new ConfigError(variable, problem);
+  }
+  const v = parsed.data;
+  if ((v.TOKEN_PRIVATE_KEY === undefined) !== (v.TOKEN_KEY_ARN === undefined)) {
+    const missing = v.TOKEN_PRIVATE_KEY === undefined ? "TOKEN_PRIVATE_KEY" : "TOKEN_KEY_ARN";
+    throw new ConfigError(missing, "must be set together with the other token key variable (run `npm run keys`)");
+  }
+  if (v.VIEWER_ACCESS === "key" && v.VIEWER_KEY === undefined) {
+    throw new ConfigError("VIEWER_KEY", "must be set when VIEWER_ACCESS is 'key'");
+  }
+  const config: Config = {
+    ivs: {
+      region: v.AWS_REGION,
+      endpoint: v.IVS_ENDPOINT ?? `https://ivsrealtime.${v.AWS_REGION}.amazonaws.com`,
+      accessKeyId: v.AWS_ACCESS_KEY_ID,
+      secretAccessKey: v.AWS_SECRET_ACCESS_KEY,
+      sessionToken: v.AWS_SESSION_TOKEN,
+      timeoutMs: v.IVS_TIMEOUT_MS,
+      maxRetries: v.IVS_MAX_RETRIES,
+    },
+    adminKey: v.ADMIN_KEY,
+    viewerKey: v.VIEWER_KEY,
+    viewerAccess: v.VIEWER_ACCESS,
+    tokenKey: v.TOKEN_PRIVATE_KEY && v.TOKEN_KEY_ARN ? { privateKey: v.TOKEN_PRIVATE_KEY, keyArn: v.TOKEN_KEY_ARN } : undefined,
+    tokenMinutes: { viewer: v.VIEWER_TOKEN_MINUTES, publisher: v.PUBLISHER_TOKEN_MINUTES },
+    mode: v.FANOUT_MODE,
+    deployment: v.FANOUT_DEPLOYMENT,
+  };
+  cache.set(env, config);
+  return config;
+}

@@ -1,0 +1,52 @@
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+
+/**
+ * The one error type of the API. Its `code` is the contract (SPEC §7); one
+ * place (`onError` in index.ts) turns it into the `{ success: false }` envelope.
+ */
+export type ErrorCode =
+  | "VALIDATION_ERROR"
+  | "UNAUTHORIZED"
+  | "NOT_FOUND"
+  | "RATE_LIMITED"
+  | "STAGE_FULL"
+  | "TOKEN_GENERATION_FAILED"
+  | "INTERNAL_ERROR";
+
+export class ApiError extends Error {
+  readonly code: ErrorCode;
+  readonly status: ContentfulStatusCode;
+  readonly details?: Record<string, unknown>;
+  /** Seconds, for RATE_LIMITED and STAGE_FULL answers. */
+  readonly retryAfter?: number;
+
+  constructor(
+    code: ErrorCode,
+    status: ContentfulStatusCode,
+    message: string,
+    options: { details?: Record<string, unknown>; retryAfter?: number; cause?: unknown } = {},
+  ) {
+    super(message, { cause: options.cause });
+    this.code = code;
+    this.status = status;
+    this.details = options.details;
+    this.retryAfter = options.retryAfter;
+  }
+}
+
+export interface ErrorEnvelope {
+  success: false;
+  error: { code: ErrorCode; message: string; details?: Record<string, unknown> };
+}
+
+export interface SuccessEnvelope<T> {
+  success: true;
+  data: T;
+}
+
+export function errorEnvelope(error: ApiError): ErrorEnvelope {
+  return {
+    success: false,
+    error: { code: error.code, message: error.message, ...(error.details && { details: error.details }) },
+  };
+}
