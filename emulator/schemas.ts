@@ -31,6 +31,15 @@ const PublicKeyMaterial = z
   .string()
   .regex(/-----BEGIN PUBLIC KEY-----\r?\n([a-zA-Z0-9+/=\r\n]+)\r?\n-----END PUBLIC KEY-----(\r?\n)?/s);
 
+// The emulator records nothing and has no storage configurations: only "" (recording off) is accepted.
+const AutoParticipantRecordingConfiguration = z
+  .object({ storageConfigurationArn: z.string().max(128) })
+  .loose()
+  .refine((c) => c.storageConfigurationArn === "", {
+    message: "Storage configuration not found: the emulator does not record participants",
+    path: ["storageConfigurationArn"],
+  });
+
 export const ParticipantTokenConfiguration = z.object({
   duration: Duration.optional(),
   userId: UserId.optional(),
@@ -43,9 +52,14 @@ export const inputs = {
     name: Name.optional(),
     participantTokenConfigurations: z.array(ParticipantTokenConfiguration).max(12).optional(),
     tags: Tags.optional(),
+    autoParticipantRecordingConfiguration: AutoParticipantRecordingConfiguration.optional(),
   }),
   GetStage: z.object({ arn: StageArn }),
-  UpdateStage: z.object({ arn: StageArn, name: Name.optional() }),
+  UpdateStage: z.object({
+    arn: StageArn,
+    name: Name.optional(),
+    autoParticipantRecordingConfiguration: AutoParticipantRecordingConfiguration.optional(),
+  }),
   DeleteStage: z.object({ arn: StageArn }),
   ListStages: z.object({ nextToken: PaginationToken.optional(), maxResults: maxResults(100).optional() }),
   CreateParticipantToken: z.object({
@@ -63,6 +77,7 @@ export const inputs = {
     filterByState: z.enum(["CONNECTED", "DISCONNECTED"]).optional(),
     nextToken: PaginationToken.optional(),
     maxResults: maxResults(100).optional(),
+    filterByRecordingState: z.enum(["STARTING", "ACTIVE", "STOPPING", "STOPPED", "FAILED"]).optional(),
   }),
   GetParticipant: z.object({ stageArn: StageArn, sessionId: StageSessionId, participantId: ParticipantId }),
   DisconnectParticipant: z.object({

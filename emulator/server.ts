@@ -231,9 +231,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   });
   app.notFound((c) => awsError(c, new AwsError("UnknownOperationException", 404, "No such route.")));
 
+  const sockets = new WebSocketServer({ noServer: true });
   const server: ServerType = await new Promise((resolve) => {
     const s = serve(
-      { fetch: app.fetch, port: options.port ?? 0, hostname: host, websocket: { server: new WebSocketServer({ noServer: true }) } },
+      { fetch: app.fetch, port: options.port ?? 0, hostname: host, websocket: { server: sockets } },
       () => resolve(s),
     );
   });
@@ -252,6 +253,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
           saveTimer = undefined;
           saveState(options.statePath!, state);
         }
+        for (const socket of sockets.clients) socket.terminate();
         if ("closeAllConnections" in server) server.closeAllConnections();
         server.close(() => resolve());
       }),
