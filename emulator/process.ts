@@ -12,7 +12,7 @@ export interface EmulatorProcess {
   stop(): Promise<void>;
 }
 
-const MAIN = fileURLToPath(new URL("./main.ts", import.meta.url));
+const MAIN = fileURLToPath(new URL("./main.ts", import.meta.url).href);
 
 export function spawnEmulator(args: string[] = [], options: { onLine?: (line: string) => void } = {}): Promise<EmulatorProcess> {
   const child = spawn(process.execPath, [MAIN, ...args], { stdio: ["ignore", "pipe", "inherit"] });

@@ -35,7 +35,7 @@ describe("the emulator, driven by the official AWS SDK", () => {
   it("lists stages across pages with nextToken", async () => {
     const sdk = sdkClient(ctx.url);
     const arns: string[] = [];
-    for (let i = 0; i < 5; i++) arns.push((await sdk.send(new CreateStageCommand({ name: `page-${i}` }))).stage!.arn);
+    for (let i = 0; i < 5; i++) arns.push((await sdk.send(new CreateStageCommand({ name: `page-${i}` }))).stage!.arn!);
     const first = await sdk.send(new ListStagesCommand({ maxResults: 2 }));
     expect(first.stages).toHaveLength(2);
     expect(first.nextToken).toBeTruthy();
@@ -126,7 +126,7 @@ describe("the emulator, driven by the official AWS SDK", () => {
     let error: unknown;
     for (let i = 0; i < 9 && !error; i++) {
       try {
-        arns.push((await sdk.send(new CreateStageCommand({}))).stage!.arn);
+        arns.push((await sdk.send(new CreateStageCommand({}))).stage!.arn!);
       } catch (e) {
         error = e;
       }

@@ -85,7 +85,7 @@ describe("participant tokens", () => {
   });
 
   it("is rejected by the emulator when its key was never imported", async () => {
-    const stranger: TokenIssuer = { ...selfSigned, keyArn: "arn:aws:ivs:us-east-1:123456789012:public-key/neverImported" };
+    const stranger: TokenIssuer = { kind: "self-signed", privateKey: key.privateKey, keyArn: "arn:aws:ivs:us-east-1:123456789012:public-key/neverImported" };
     const participant = join(stage.endpoints.events, (await issueParticipantToken(stranger, viewerRequest())).token);
     expect(await participant.joined).toMatchObject({ type: "error", code: "unknown_key" });
   });

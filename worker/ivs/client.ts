@@ -178,16 +178,22 @@ export class IvsClient {
   }
 
   async #attempt<T>(operation: string, input: object): Promise<T> {
+    const body = JSON.stringify(input);
     // Signed per attempt: a retry gets a fresh date and signature.
-    const request = await this.#aws.sign(`${this.#endpoint}/${operation}`, {
+    const signed = await this.#aws.sign(`${this.#endpoint}/${operation}`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify(input),
-      signal: AbortSignal.timeout(this.#timeoutMs),
+      body,
     });
     let response: Response;
     try {
-      response = await fetch(request);
+      // The body goes as the string it was signed from, not as the signed Request's stream.
+      response = await fetch(signed.url, {
+        method: "POST",
+        headers: signed.headers,
+        body,
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
     } catch (error) {
       const timedOut = error instanceof DOMException && (error.name === "TimeoutError" || error.name === "AbortError");
       throw timedOut
@@ -196,13 +202,13 @@ export class IvsClient {
     }
     const text = await response.text();
     if (response.ok) return (text ? JSON.parse(text) : {}) as T;
-    let body: { exceptionMessage?: string; message?: string; Message?: string; __type?: string } = {};
+    let failure: { exceptionMessage?: string; message?: string; Message?: string; __type?: string } = {};
     try {
-      body = JSON.parse(text) as typeof body;
+      failure = JSON.parse(text) as typeof failure;
     } catch {
       // Not every failure has a JSON body (a proxy's 502, a throttling page): keep the status.
     }
-    const type = errorTypeFromHeader(response.headers.get("x-amzn-ErrorType")) ?? body.__type ?? `Http${response.status}`;
-    throw new IvsError(operation, type, response.status, body.exceptionMessage ?? body.message ?? body.Message ?? "");
+    const type = errorTypeFromHeader(response.headers.get("x-amzn-ErrorType")) ?? failure.__type ?? `Http${response.status}`;
+    throw new IvsError(operation, type, response.status, failure.exceptionMessage ?? failure.message ?? failure.Message ?? "");
   }
 }
