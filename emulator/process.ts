@@ -14,7 +14,10 @@ export interface EmulatorProcess {
 
 const MAIN = fileURLToPath(new URL("./main.ts", import.meta.url).href);
 
-export function spawnEmulator(args: string[] = [], options: { onLine?: (line: string) => void } = {}): Promise<EmulatorProcess> {
+export function spawnEmulator(
+  args: string[] = [],
+  options: { onLine?: (line: string) => void } = {},
+): Promise<EmulatorProcess> {
   const child = spawn(process.execPath, [MAIN, ...args], { stdio: ["ignore", "pipe", "inherit"] });
   const stop = () =>
     new Promise<void>((resolve) => {

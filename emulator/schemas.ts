@@ -10,10 +10,18 @@ import { z } from "zod";
 const pattern = (source: string) => new RegExp(`^(?:${source})$`);
 
 export const StageArn = z.string().min(1).max(128).regex(pattern("arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage/[a-zA-Z0-9-]+"));
-export const PublicKeyArn = z.string().min(1).max(128).regex(pattern("arn:aws:ivs:[a-z0-9-]+:[0-9]+:public-key/[a-zA-Z0-9-]+"));
+export const PublicKeyArn = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(pattern("arn:aws:ivs:[a-z0-9-]+:[0-9]+:public-key/[a-zA-Z0-9-]+"));
 // The model's generic ResourceArn pattern allows one character before the slash, which no real ARN
 // has; this is the shape real resource ARNs take.
-export const ResourceArn = z.string().min(1).max(128).regex(pattern("arn:aws:ivs:[a-z0-9-]+:[0-9]+:[a-z-]+/[a-zA-Z0-9-]+"));
+export const ResourceArn = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(pattern("arn:aws:ivs:[a-z0-9-]+:[0-9]+:[a-z-]+/[a-zA-Z0-9-]+"));
 const Name = z.string().max(128).regex(pattern("[a-zA-Z0-9-_]*"));
 const PaginationToken = z.string().max(1024).regex(pattern("[a-zA-Z0-9+/=_-]*"));
 const maxResults = (max: number) => z.number().int().min(1).max(max);

@@ -46,14 +46,15 @@ export interface Emulator {
   close(): Promise<void>;
 }
 
-
 const Control = {
-  quotas: z.object({
-    publishersPerStage: z.number().int().min(1),
-    subscribersPerStage: z.number().int().min(1),
-    stagesPerAccount: z.number().int().min(0),
-    publicKeysPerAccount: z.number().int().min(0),
-  }).partial(),
+  quotas: z
+    .object({
+      publishersPerStage: z.number().int().min(1),
+      subscribersPerStage: z.number().int().min(1),
+      stagesPerAccount: z.number().int().min(0),
+      publicKeysPerAccount: z.number().int().min(0),
+    })
+    .partial(),
   rateLimits: z.record(z.string(), z.number().int().min(1)),
 };
 
@@ -111,7 +112,13 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       const raw = new Uint8Array(await c.req.arrayBuffer());
       const url = new URL(c.req.url);
       verifySigV4(
-        { method: c.req.method, rawPath: url.pathname, rawQuery: url.search.slice(1), headers: c.req.raw.headers, body: raw },
+        {
+          method: c.req.method,
+          rawPath: url.pathname,
+          rawQuery: url.search.slice(1),
+          headers: c.req.raw.headers,
+          body: raw,
+        },
         { region, service: "ivs", credentials, now: new Date(), maxSkewMs: options.maxSkewMs },
       );
       await applyFaults(faults, operation);
@@ -146,7 +153,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
 
   // ── control API (loopback only, never part of AWS) ───────────────────────
   app.get("/_emulator/health", (c) => c.json({ ok: true, region }));
-  app.get("/_emulator/state", (c) => c.json({ stages: state.stages, publicKeys: state.publicKeys, replications: state.replications }));
+  app.get("/_emulator/state", (c) =>
+    c.json({ stages: state.stages, publicKeys: state.publicKeys, replications: state.replications }),
+  );
   app.get("/_emulator/faults", (c) => c.json(faults));
   app.put("/_emulator/faults", async (c) => {
     const parsed = Faults.safeParse(await c.req.json().catch(() => undefined));
@@ -195,7 +204,14 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
             if (message.type === "join") {
               if (connection) throw new AwsError("ConflictException", 409, "already joined");
               connection = await service.connect(message.token, (reason) => ws.close(4000, reason.slice(0, 120)));
-              ws.send(JSON.stringify({ type: "joined", participantId: connection.participantId, stageArn: connection.stageArn, sessionId: connection.sessionId }));
+              ws.send(
+                JSON.stringify({
+                  type: "joined",
+                  participantId: connection.participantId,
+                  stageArn: connection.stageArn,
+                  sessionId: connection.sessionId,
+                }),
+              );
             } else if (!connection) {
               ws.send(JSON.stringify({ type: "error", code: "NOT_JOINED", message: "join first" }));
             } else {
@@ -203,8 +219,14 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
               ws.send(JSON.stringify({ type: "published", published: message.type === "publish" }));
             }
           } catch (error) {
-            const code = error instanceof TokenRejected ? 4401 : error instanceof AwsError ? 4000 + Math.min(error.status - 400, 99) : 4500;
-            const reason = error instanceof TokenRejected ? error.reason : error instanceof AwsError ? error.type : "internal";
+            const code =
+              error instanceof TokenRejected
+                ? 4401
+                : error instanceof AwsError
+                  ? 4000 + Math.min(error.status - 400, 99)
+                  : 4500;
+            const reason =
+              error instanceof TokenRejected ? error.reason : error instanceof AwsError ? error.type : "internal";
             ws.send(JSON.stringify({ type: "error", code: reason, message: (error as Error).message }));
             if (message.type === "join") ws.close(code, reason);
           }
@@ -219,12 +241,22 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   // ── the AWS API ──────────────────────────────────────────────────────────
   app.post("/tags/:resourceArn", (c) => handleOperation(c, "TagResource", { resourceArn: c.req.param("resourceArn") }));
   app.delete("/tags/:resourceArn", (c) =>
-    handleOperation(c, "UntagResource", { resourceArn: c.req.param("resourceArn"), tagKeys: c.req.queries("tagKeys") ?? [] }),
+    handleOperation(c, "UntagResource", {
+      resourceArn: c.req.param("resourceArn"),
+      tagKeys: c.req.queries("tagKeys") ?? [],
+    }),
   );
-  app.get("/tags/:resourceArn", (c) => handleOperation(c, "ListTagsForResource", { resourceArn: c.req.param("resourceArn") }));
+  app.get("/tags/:resourceArn", (c) =>
+    handleOperation(c, "ListTagsForResource", { resourceArn: c.req.param("resourceArn") }),
+  );
   app.post("/:operation", (c) => {
     const operation = c.req.param("operation");
-    if (!isOperation(operation) || operation === "TagResource" || operation === "UntagResource" || operation === "ListTagsForResource") {
+    if (
+      !isOperation(operation) ||
+      operation === "TagResource" ||
+      operation === "UntagResource" ||
+      operation === "ListTagsForResource"
+    ) {
       return awsError(c, new AwsError("UnknownOperationException", 404, `Unknown operation ${operation}.`));
     }
     return handleOperation(c, operation);
@@ -233,9 +265,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
 
   const sockets = new WebSocketServer({ noServer: true });
   const server: ServerType = await new Promise((resolve) => {
-    const s = serve(
-      { fetch: app.fetch, port: options.port ?? 0, hostname: host, websocket: { server: sockets } },
-      () => resolve(s),
+    const s = serve({ fetch: app.fetch, port: options.port ?? 0, hostname: host, websocket: { server: sockets } }, () =>
+      resolve(s),
     );
   });
   const port = (server.address() as AddressInfo).port;

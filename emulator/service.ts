@@ -115,9 +115,7 @@ export class IvsService {
 
   createStage(input: Input<"CreateStage">): Promise<Output> | Output {
     if (this.#state.stages.length >= this.options.quotas.stagesPerAccount) {
-      throw modelled.quota(
-        `Stage quota of ${this.options.quotas.stagesPerAccount} per account exceeded.`,
-      );
+      throw modelled.quota(`Stage quota of ${this.options.quotas.stagesPerAccount} per account exceeded.`);
     }
     const id = randomId(12);
     const stage: StageRecord = {
@@ -171,7 +169,12 @@ export class IvsService {
   listStages(input: Input<"ListStages">): Output {
     const { items, nextToken } = page(this.#state.stages, input.nextToken, input.maxResults);
     return {
-      stages: items.map((s) => ({ arn: s.arn, name: s.name, activeSessionId: activeSession(s)?.sessionId, tags: { ...s.tags } })),
+      stages: items.map((s) => ({
+        arn: s.arn,
+        name: s.name,
+        activeSessionId: activeSession(s)?.sessionId,
+        tags: { ...s.tags },
+      })),
       nextToken,
     };
   }
@@ -235,14 +238,17 @@ export class IvsService {
   getParticipant(input: Input<"GetParticipant">): Output {
     const session = this.#session(this.#stage(input.stageArn), input.sessionId);
     const participant = session.participants.find((p) => p.participantId === input.participantId);
-    if (!participant) throw modelled.notFound(`Participant ${input.participantId} not found in session ${input.sessionId}.`);
+    if (!participant)
+      throw modelled.notFound(`Participant ${input.participantId} not found in session ${input.sessionId}.`);
     return { participant: { ...participantSummary(participant), attributes: participant.attributes } };
   }
 
   disconnectParticipant(input: Input<"DisconnectParticipant">): Output {
     const stage = this.#stage(input.stageArn);
     if (!stage.revoked.includes(input.participantId)) stage.revoked.push(input.participantId);
-    this.#connections.get(connectionKey(stage.arn, input.participantId))?.kick(input.reason ?? "disconnected by the service");
+    this.#connections
+      .get(connectionKey(stage.arn, input.participantId))
+      ?.kick(input.reason ?? "disconnected by the service");
     this.options.onChange();
     return {};
   }
@@ -266,7 +272,8 @@ export class IvsService {
     });
     const stage = this.#state.stages.find((s) => s.arn === claims.resource);
     if (!stage) throw new TokenRejected("wrong_stage", "the token's stage does not exist");
-    if (stage.revoked.includes(claims.jti)) throw new TokenRejected("revoked", "participant was disconnected and revoked");
+    if (stage.revoked.includes(claims.jti))
+      throw new TokenRejected("revoked", "participant was disconnected and revoked");
     const key = connectionKey(stage.arn, claims.jti);
     if (this.#connections.has(key)) {
       throw new AwsError("ConflictException", 409, "token is already in use by another connection");
@@ -364,9 +371,12 @@ export class IvsService {
         r.destinationStageArn === destination.arn &&
         r.participantId === input.participantId,
     );
-    if (existing) throw modelled.conflict(`Participant ${input.participantId} is already replicated to ${destination.arn}.`);
+    if (existing)
+      throw modelled.conflict(`Participant ${input.participantId} is already replicated to ${destination.arn}.`);
     if (publishers(destination) >= this.options.quotas.publishersPerStage) {
-      throw modelled.quota(`Stage ${destination.arn} has ${this.options.quotas.publishersPerStage} publishers already.`);
+      throw modelled.quota(
+        `Stage ${destination.arn} has ${this.options.quotas.publishersPerStage} publishers already.`,
+      );
     }
     const destinationSession = activeSession(destination) ?? this.#startSession(destination);
     participant.replicationType = "SOURCE";
@@ -380,7 +390,9 @@ export class IvsService {
       sourceStageArn: source.arn,
       sourceSessionId: connection.sessionId,
     };
-    destinationSession.participants = destinationSession.participants.filter((p) => p.participantId !== replica.participantId);
+    destinationSession.participants = destinationSession.participants.filter(
+      (p) => p.participantId !== replica.participantId,
+    );
     destinationSession.participants.push(replica);
     this.#state.replications.push({
       sourceStageArn: source.arn,
@@ -406,7 +418,8 @@ export class IvsService {
         r.destinationStageArn === input.destinationStageArn &&
         r.participantId === input.participantId,
     );
-    if (!replication) throw modelled.notFound(`No active replication of ${input.participantId} to ${input.destinationStageArn}.`);
+    if (!replication)
+      throw modelled.notFound(`No active replication of ${input.participantId} to ${input.destinationStageArn}.`);
     this.#stopReplication(replication);
     this.options.onChange();
     return {};
@@ -433,7 +446,10 @@ export class IvsService {
   /** Replicas of a departing publisher stop now, or after their reconnect window. */
   #endReplicationsOf(connection: Connection, forceWindowSeconds?: number): void {
     const active = this.#state.replications.filter(
-      (r) => r.replicationState === "ACTIVE" && r.sourceStageArn === connection.stageArn && r.participantId === connection.participantId,
+      (r) =>
+        r.replicationState === "ACTIVE" &&
+        r.sourceStageArn === connection.stageArn &&
+        r.participantId === connection.participantId,
     );
     const window = forceWindowSeconds ?? Math.max(0, ...active.map((r) => r.reconnectWindowSeconds));
     if (active.length === 0) return;
@@ -552,7 +568,9 @@ export class IvsService {
   #liveParticipant(connection: Connection): ParticipantRecord | undefined {
     const stage = this.#state.stages.find((s) => s.arn === connection.stageArn);
     const session = stage?.sessions.find((s) => s.sessionId === connection.sessionId);
-    return session?.participants.find((p) => p.participantId === connection.participantId && p.replicationType !== "REPLICA");
+    return session?.participants.find(
+      (p) => p.participantId === connection.participantId && p.replicationType !== "REPLICA",
+    );
   }
 
   #startSession(stage: StageRecord): SessionRecord {
@@ -607,7 +625,13 @@ function sessionView(s: SessionRecord): Output {
 }
 
 function publicKeyView(k: PublicKeyRecord): Output {
-  return { arn: k.arn, name: k.name, publicKeyMaterial: k.publicKeyMaterial, fingerprint: k.fingerprint, tags: { ...k.tags } };
+  return {
+    arn: k.arn,
+    name: k.name,
+    publicKeyMaterial: k.publicKeyMaterial,
+    fingerprint: k.fingerprint,
+    tags: { ...k.tags },
+  };
 }
 
 /** Pagination by offset; the token is opaque to clients and fits the model's pattern. */

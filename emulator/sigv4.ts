@@ -52,13 +52,10 @@ export function verifySigV4(request: SignedRequest, options: VerifyOptions): str
   const signedHeadersField = fields.get("SignedHeaders");
   const signature = fields.get("Signature");
   if (!credential || !signedHeadersField || !signature) {
-    throw incomplete(
-      "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters.",
-    );
+    throw incomplete("Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters.");
   }
 
-  const [accessKeyId, scopeDate, scopeRegion, scopeService, terminator, ...rest] =
-    credential.split("/");
+  const [accessKeyId, scopeDate, scopeRegion, scopeService, terminator, ...rest] = credential.split("/");
   if (!accessKeyId || !scopeDate || !scopeRegion || !scopeService || terminator !== "aws4_request" || rest.length > 0) {
     throw incomplete(`Credential is malformed: expected '<key>/<date>/<region>/<service>/aws4_request'.`);
   }
@@ -78,14 +75,18 @@ export function verifySigV4(request: SignedRequest, options: VerifyOptions): str
     throw incomplete("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.");
   }
   if (amzDate.slice(0, 8) !== scopeDate) {
-    throw signatureError(`Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '${scopeDate}' != '${amzDate.slice(0, 8)}'.`);
+    throw signatureError(
+      `Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '${scopeDate}' != '${amzDate.slice(0, 8)}'.`,
+    );
   }
   const signedAt = Date.parse(
     `${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 8)}T${amzDate.slice(9, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13, 15)}Z`,
   );
   const skew = options.maxSkewMs ?? FIVE_MINUTES;
   if (Math.abs(options.now.getTime() - signedAt) > skew) {
-    throw signatureError(`Signature expired: ${amzDate} is now earlier or later than the allowed window around ${toAmzDate(options.now)}.`);
+    throw signatureError(
+      `Signature expired: ${amzDate} is now earlier or later than the allowed window around ${toAmzDate(options.now)}.`,
+    );
   }
 
   const signedHeaders = signedHeadersField.split(";");
@@ -104,8 +105,7 @@ export function verifySigV4(request: SignedRequest, options: VerifyOptions): str
   const expected = createHmac("sha256", key).update(stringToSign).digest("hex");
 
   const matches =
-    expected.length === signature.length &&
-    timingSafeEqual(Buffer.from(expected), Buffer.from(signature));
+    expected.length === signature.length && timingSafeEqual(Buffer.from(expected), Buffer.from(signature));
   if (!matches) {
     throw signatureError(
       "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.",
@@ -158,5 +158,8 @@ function hmac(key: string | Buffer, data: string): Buffer {
 }
 
 export function toAmzDate(date: Date): string {
-  return date.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
+  return date
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d{3}/, "");
 }

@@ -80,7 +80,10 @@ export function fingerprintOf(publicKeyMaterial: string): string {
     publicKeyMaterial.replace(/-----(BEGIN|END) PUBLIC KEY-----/g, "").replace(/\s+/g, ""),
     "base64",
   );
-  return createHash("sha256").update(der).digest("hex").replace(/(..)(?!$)/g, "$1:");
+  return createHash("sha256")
+    .update(der)
+    .digest("hex")
+    .replace(/(..)(?!$)/g, "$1:");
 }
 
 /** Checks that a PEM is an EC P-384 public key, the only kind IVS accepts. */

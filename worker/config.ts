@@ -38,12 +38,18 @@ const Schema = z.object({
   VIEWER_ACCESS: z.enum(["open", "key"]).default("open"),
   TOKEN_PRIVATE_KEY: optionalSecret,
   TOKEN_KEY_ARN: optionalSecret.pipe(
-    z.string().regex(/^arn:aws:ivs:[a-z0-9-]+:[0-9]+:public-key\/[a-zA-Z0-9-]+$/, "must be an IVS public key ARN").optional(),
+    z
+      .string()
+      .regex(/^arn:aws:ivs:[a-z0-9-]+:[0-9]+:public-key\/[a-zA-Z0-9-]+$/, "must be an IVS public key ARN")
+      .optional(),
   ),
   VIEWER_TOKEN_MINUTES: minutes(60),
   PUBLISHER_TOKEN_MINUTES: minutes(240),
   FANOUT_MODE: z.enum(["replica", "direct"]).default("replica"),
-  FANOUT_DEPLOYMENT: z.string().regex(/^[a-zA-Z0-9-]{1,64}$/, "must be 1-64 letters, digits or dashes").default("fanout"),
+  FANOUT_DEPLOYMENT: z
+    .string()
+    .regex(/^[a-zA-Z0-9-]{1,64}$/, "must be 1-64 letters, digits or dashes")
+    .default("fanout"),
 });
 
 export interface Config {
@@ -101,7 +107,8 @@ export function loadConfig(env: object): Config {
     adminKey: v.ADMIN_KEY,
     viewerKey: v.VIEWER_KEY,
     viewerAccess: v.VIEWER_ACCESS,
-    tokenKey: v.TOKEN_PRIVATE_KEY && v.TOKEN_KEY_ARN ? { privateKey: v.TOKEN_PRIVATE_KEY, keyArn: v.TOKEN_KEY_ARN } : undefined,
+    tokenKey:
+      v.TOKEN_PRIVATE_KEY && v.TOKEN_KEY_ARN ? { privateKey: v.TOKEN_PRIVATE_KEY, keyArn: v.TOKEN_KEY_ARN } : undefined,
     tokenMinutes: { viewer: v.VIEWER_TOKEN_MINUTES, publisher: v.PUBLISHER_TOKEN_MINUTES },
     mode: v.FANOUT_MODE,
     deployment: v.FANOUT_DEPLOYMENT,

@@ -1,18 +1,10 @@
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { ErrorCode, ErrorEnvelope } from "../protocol/api.ts";
 
 /**
  * The one error type of the API. Its `code` is the contract (SPEC §7); one
  * place (`onError` in index.ts) turns it into the `{ success: false }` envelope.
  */
-export type ErrorCode =
-  | "VALIDATION_ERROR"
-  | "UNAUTHORIZED"
-  | "NOT_FOUND"
-  | "RATE_LIMITED"
-  | "STAGE_FULL"
-  | "TOKEN_GENERATION_FAILED"
-  | "INTERNAL_ERROR";
-
 export class ApiError extends Error {
   readonly code: ErrorCode;
   readonly status: ContentfulStatusCode;
@@ -34,15 +26,7 @@ export class ApiError extends Error {
   }
 }
 
-export interface ErrorEnvelope {
-  success: false;
-  error: { code: ErrorCode; message: string; details?: Record<string, unknown> };
-}
-
-export interface SuccessEnvelope<T> {
-  success: true;
-  data: T;
-}
+export type { ErrorCode };
 
 export function errorEnvelope(error: ApiError): ErrorEnvelope {
   return {

@@ -1,5 +1,6 @@
 import { Hono } from "hono";
-import { ApiError, errorEnvelope, type SuccessEnvelope } from "./errors.ts";
+import type { Health, SuccessEnvelope } from "../protocol/api.ts";
+import { ApiError, errorEnvelope } from "./errors.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 
 /**
@@ -7,14 +8,6 @@ import { ConfigError, loadConfig } from "./config.ts";
  * SvelteKit build, served by Workers Static Assets with the SPA fallback
  * (wrangler.toml `[assets]`).
  */
-
-export interface Health {
-  status: "ok";
-  region: string;
-  tokens: "self-signed" | "api";
-  mode: "replica" | "direct";
-  time: string;
-}
 
 const app = new Hono<{ Bindings: Env }>();
 
@@ -33,7 +26,9 @@ app.onError((error, c) => {
   return c.json(errorEnvelope(new ApiError("INTERNAL_ERROR", 500, "Internal error.")), 500);
 });
 
-app.notFound((c) => c.json(errorEnvelope(new ApiError("NOT_FOUND", 404, `No route for ${c.req.method} ${c.req.path}.`)), 404));
+app.notFound((c) =>
+  c.json(errorEnvelope(new ApiError("NOT_FOUND", 404, `No route for ${c.req.method} ${c.req.path}.`)), 404),
+);
 
 const health = (env: Env): SuccessEnvelope<Health> => {
   const config = loadConfig(env);

@@ -54,7 +54,12 @@ describe("the emulator, driven by the official AWS SDK", () => {
     const { stage } = await sdk.send(new CreateStageCommand({}));
     const before = Date.now();
     const { participantToken } = await sdk.send(
-      new CreateParticipantTokenCommand({ stageArn: stage!.arn, userId: "alice", duration: 60, capabilities: ["SUBSCRIBE"] }),
+      new CreateParticipantTokenCommand({
+        stageArn: stage!.arn,
+        userId: "alice",
+        duration: 60,
+        capabilities: ["SUBSCRIBE"],
+      }),
     );
     expect(participantToken?.participantId).toMatch(/^[a-zA-Z0-9]{12}$/);
     expect(participantToken?.capabilities).toEqual(["SUBSCRIBE"]);
@@ -88,13 +93,22 @@ describe("the emulator, driven by the official AWS SDK", () => {
 
     await sdk.send(replicate);
     const { replicas } = await sdk.send(
-      new ListParticipantReplicasCommand({ sourceStageArn: origin.arn, participantId: participantToken!.participantId! }),
+      new ListParticipantReplicasCommand({
+        sourceStageArn: origin.arn,
+        participantId: participantToken!.participantId!,
+      }),
     );
     expect(replicas).toEqual([expect.objectContaining({ destinationStageArn: edge.arn, replicationState: "ACTIVE" })]);
     const edgeSession = (await sdk.send(new GetStageCommand({ arn: edge.arn }))).stage!.activeSessionId!;
-    const { participants } = await sdk.send(new ListParticipantsCommand({ stageArn: edge.arn, sessionId: edgeSession }));
+    const { participants } = await sdk.send(
+      new ListParticipantsCommand({ stageArn: edge.arn, sessionId: edgeSession }),
+    );
     expect(participants).toEqual([
-      expect.objectContaining({ participantId: participantToken!.participantId, replicationType: "REPLICA", published: true }),
+      expect.objectContaining({
+        participantId: participantToken!.participantId,
+        replicationType: "REPLICA",
+        published: true,
+      }),
     ]);
 
     publisher.ws.close();

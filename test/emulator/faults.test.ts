@@ -7,8 +7,13 @@ describe("fault injection", () => {
   const ctx = useEmulator();
 
   it("answers a given error for a given operation, the given number of times", async () => {
-    await control(ctx.url, "faults", "PUT", { rules: [{ operation: "CreateStage", errorType: "ServiceQuotaExceededException", times: 2 }] });
-    expect(await signedCall(ctx.url, "CreateStage", {})).toMatchObject({ status: 402, type: "ServiceQuotaExceededException" });
+    await control(ctx.url, "faults", "PUT", {
+      rules: [{ operation: "CreateStage", errorType: "ServiceQuotaExceededException", times: 2 }],
+    });
+    expect(await signedCall(ctx.url, "CreateStage", {})).toMatchObject({
+      status: 402,
+      type: "ServiceQuotaExceededException",
+    });
     // Other operations are untouched.
     expect((await signedCall(ctx.url, "ListStages", {})).status).toBe(200);
     expect((await signedCall(ctx.url, "CreateStage", {})).status).toBe(402);

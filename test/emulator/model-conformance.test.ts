@@ -41,7 +41,8 @@ function validInput(operation: string): Record<string, unknown> {
   const shape = model.shapes[model.operations[operation]!.input!.shape]!;
   const input = Object.fromEntries((shape.required ?? []).map((name) => [name, samples[shape.members![name]!.shape]]));
   // Replication from a stage to itself is refused on its own merits.
-  if ("destinationStageArn" in input) input.destinationStageArn = "arn:aws:ivs:us-east-1:123456789012:stage/otherSTAGE99";
+  if ("destinationStageArn" in input)
+    input.destinationStageArn = "arn:aws:ivs:us-east-1:123456789012:stage/otherSTAGE99";
   return input;
 }
 
@@ -65,7 +66,9 @@ describe("the emulator against the IVS Real-Time service model", () => {
       expect(Object.keys(inputs[operation as keyof typeof inputs].shape).sort(), operation).toEqual(members.sort());
       const required = model.shapes[model.operations[operation]!.input!.shape]!.required ?? [];
       const parsed = inputs[operation as keyof typeof inputs].safeParse({});
-      const missing = parsed.success ? [] : parsed.error.issues.filter((i) => i.input === undefined).map((i) => String(i.path[0]));
+      const missing = parsed.success
+        ? []
+        : parsed.error.issues.filter((i) => i.input === undefined).map((i) => String(i.path[0]));
       expect(new Set(missing), operation).toEqual(new Set(required));
     }
   });
@@ -81,7 +84,10 @@ describe("the emulator against the IVS Real-Time service model", () => {
         const bad = violation(model.shapes[ref.shape]!);
         if (bad === undefined) continue;
         const answer = await signedCall(ctx.url, operation, { ...base, [member]: bad });
-        expect(answer, `${operation}.${member} = ${JSON.stringify(bad).slice(0, 40)}`).toMatchObject({ status: 400, type: "ValidationException" });
+        expect(answer, `${operation}.${member} = ${JSON.stringify(bad).slice(0, 40)}`).toMatchObject({
+          status: 400,
+          type: "ValidationException",
+        });
         expect(String(answer.json.exceptionMessage)).toContain(member);
         checked++;
       }
@@ -95,7 +101,8 @@ describe("the emulator against the IVS Real-Time service model", () => {
       if (shape?.error) expect(status, type).toBe(shape.error.httpStatusCode);
     }
     for (const operation of served) {
-      for (const { shape } of model.operations[operation]!.errors ?? []) expect(statusOfErrorType[shape], shape).toBeDefined();
+      for (const { shape } of model.operations[operation]!.errors ?? [])
+        expect(statusOfErrorType[shape], shape).toBeDefined();
     }
   });
 
@@ -104,25 +111,57 @@ describe("the emulator against the IVS Real-Time service model", () => {
       const answer = await signedCall(ctx.url, operation, body);
       expect(answer.status, `${operation}: ${JSON.stringify(answer.json)}`).toBe(200);
       expect(shapeProblems(model, model.operations[operation]!.output!.shape, answer.json), operation).toEqual([]);
+      // Wire JSON, already checked against the model's shape above.
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
       return answer.json as Record<string, any>;
     };
-    const origin = (await call("CreateStage", { name: "shapes", tags: { a: "b" }, participantTokenConfigurations: [{ userId: "u", capabilities: ["PUBLISH"] }] })).stage;
+    const origin = (
+      await call("CreateStage", {
+        name: "shapes",
+        tags: { a: "b" },
+        participantTokenConfigurations: [{ userId: "u", capabilities: ["PUBLISH"] }],
+      })
+    ).stage;
     const edge = (await call("CreateStage", {})).stage;
     await call("GetStage", { arn: origin.arn });
     await call("ListStages", { maxResults: 1 });
-    const { participantToken } = await call("CreateParticipantToken", { stageArn: origin.arn, attributes: { role: "host" } });
+    const { participantToken } = await call("CreateParticipantToken", {
+      stageArn: origin.arn,
+      attributes: { role: "host" },
+    });
     const publisher = join(origin.endpoints.events, participantToken.token);
     await publisher.joined;
     await publisher.publish();
-    await call("StartParticipantReplication", { sourceStageArn: origin.arn, destinationStageArn: edge.arn, participantId: participantToken.participantId });
-    await call("ListParticipantReplicas", { sourceStageArn: origin.arn, participantId: participantToken.participantId });
+    await call("StartParticipantReplication", {
+      sourceStageArn: origin.arn,
+      destinationStageArn: edge.arn,
+      participantId: participantToken.participantId,
+    });
+    await call("ListParticipantReplicas", {
+      sourceStageArn: origin.arn,
+      participantId: participantToken.participantId,
+    });
     const { stageSessions } = await call("ListStageSessions", { stageArn: origin.arn });
     await call("GetStageSession", { stageArn: origin.arn, sessionId: stageSessions[0].sessionId });
-    await call("ListParticipants", { stageArn: edge.arn, sessionId: (await call("GetStage", { arn: edge.arn })).stage.activeSessionId });
-    await call("GetParticipant", { stageArn: origin.arn, sessionId: stageSessions[0].sessionId, participantId: participantToken.participantId });
-    await call("StopParticipantReplication", { sourceStageArn: origin.arn, destinationStageArn: edge.arn, participantId: participantToken.participantId });
+    await call("ListParticipants", {
+      stageArn: edge.arn,
+      sessionId: (await call("GetStage", { arn: edge.arn })).stage.activeSessionId,
+    });
+    await call("GetParticipant", {
+      stageArn: origin.arn,
+      sessionId: stageSessions[0].sessionId,
+      participantId: participantToken.participantId,
+    });
+    await call("StopParticipantReplication", {
+      sourceStageArn: origin.arn,
+      destinationStageArn: edge.arn,
+      participantId: participantToken.participantId,
+    });
     const fresh = await generateKeyPair("ES384", { extractable: true });
-    const { publicKey: key } = await call("ImportPublicKey", { publicKeyMaterial: await exportSPKI(fresh.publicKey), name: "k" });
+    const { publicKey: key } = await call("ImportPublicKey", {
+      publicKeyMaterial: await exportSPKI(fresh.publicKey),
+      name: "k",
+    });
     await call("GetPublicKey", { arn: key.arn });
     await call("ListPublicKeys", {});
     await call("DeletePublicKey", { arn: key.arn });

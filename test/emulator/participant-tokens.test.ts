@@ -1,4 +1,13 @@
-import { SignJWT, decodeJwt, decodeProtectedHeader, exportPKCS8, generateKeyPair, importPKCS8, importSPKI, jwtVerify } from "jose";
+import {
+  SignJWT,
+  decodeJwt,
+  decodeProtectedHeader,
+  exportPKCS8,
+  generateKeyPair,
+  importPKCS8,
+  importSPKI,
+  jwtVerify,
+} from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createTokenKey, type TokenKey } from "../../scripts/token-key.ts";
 import { issueParticipantToken, toPem, type TokenIssuer } from "../../worker/tokens/participant-token.ts";
@@ -20,7 +29,12 @@ describe("participant tokens", () => {
     selfSigned = { kind: "self-signed", privateKey: key.privateKey, keyArn: key.keyArn };
   });
 
-  const viewerRequest = () => ({ stage, capabilities: ["SUBSCRIBE"] as const, durationMinutes: 60, userId: "viewer-1" });
+  const viewerRequest = () => ({
+    stage,
+    capabilities: ["SUBSCRIBE"] as const,
+    durationMinutes: 60,
+    userId: "viewer-1",
+  });
 
   it("a self-signed token carries exactly the claims of SPEC §4", async () => {
     const before = Math.floor(Date.now() / 1000);
@@ -28,7 +42,19 @@ describe("participant tokens", () => {
     expect(decodeProtectedHeader(issued.token)).toEqual({ alg: "ES384", typ: "JWT", kid: key.keyArn });
     const claims = decodeJwt(issued.token);
     expect(Object.keys(claims).sort()).toEqual(
-      ["attributes", "capabilities", "events_url", "exp", "iat", "jti", "resource", "topic", "user_id", "version", "whip_url"].sort(),
+      [
+        "attributes",
+        "capabilities",
+        "events_url",
+        "exp",
+        "iat",
+        "jti",
+        "resource",
+        "topic",
+        "user_id",
+        "version",
+        "whip_url",
+      ].sort(),
     );
     expect(claims).toMatchObject({
       jti: issued.participantId,
@@ -48,7 +74,11 @@ describe("participant tokens", () => {
   });
 
   it("a publisher token allows publishing and subscribing", async () => {
-    const issued = await issueParticipantToken(selfSigned, { stage, capabilities: ["PUBLISH", "SUBSCRIBE"], durationMinutes: 240 });
+    const issued = await issueParticipantToken(selfSigned, {
+      stage,
+      capabilities: ["PUBLISH", "SUBSCRIBE"],
+      durationMinutes: 240,
+    });
     expect(decodeJwt(issued.token).capabilities).toEqual({ allow_publish: true, allow_subscribe: true });
     expect(decodeJwt(issued.token).user_id).toBeUndefined();
   });
@@ -69,7 +99,10 @@ describe("participant tokens", () => {
 
   it("is rejected by the emulator once expired", async () => {
     const privateKey = await importPKCS8(toPem(key.privateKey), "ES384");
-    const expired = await new SignJWT({ ...decodeJwt((await issueParticipantToken(selfSigned, viewerRequest())).token), exp: Math.floor(Date.now() / 1000) - 10 })
+    const expired = await new SignJWT({
+      ...decodeJwt((await issueParticipantToken(selfSigned, viewerRequest())).token),
+      exp: Math.floor(Date.now() / 1000) - 10,
+    })
       .setProtectedHeader({ alg: "ES384", typ: "JWT", kid: key.keyArn })
       .sign(privateKey);
     const participant = join(stage.endpoints.events, expired);
@@ -79,20 +112,31 @@ describe("participant tokens", () => {
 
   it("is rejected by the emulator when signed by another key", async () => {
     const other = await generateKeyPair("ES384", { extractable: true });
-    const forged: TokenIssuer = { kind: "self-signed", privateKey: await exportPKCS8(other.privateKey), keyArn: key.keyArn };
+    const forged: TokenIssuer = {
+      kind: "self-signed",
+      privateKey: await exportPKCS8(other.privateKey),
+      keyArn: key.keyArn,
+    };
     const participant = join(stage.endpoints.events, (await issueParticipantToken(forged, viewerRequest())).token);
     expect(await participant.joined).toMatchObject({ type: "error", code: "bad_signature" });
   });
 
   it("is rejected by the emulator when its key was never imported", async () => {
-    const stranger: TokenIssuer = { kind: "self-signed", privateKey: key.privateKey, keyArn: "arn:aws:ivs:us-east-1:123456789012:public-key/neverImported" };
+    const stranger: TokenIssuer = {
+      kind: "self-signed",
+      privateKey: key.privateKey,
+      keyArn: "arn:aws:ivs:us-east-1:123456789012:public-key/neverImported",
+    };
     const participant = join(stage.endpoints.events, (await issueParticipantToken(stranger, viewerRequest())).token);
     expect(await participant.joined).toMatchObject({ type: "error", code: "unknown_key" });
   });
 
   it("is rejected by the emulator for a stage that does not exist", async () => {
     const gone = { ...stage, arn: "arn:aws:ivs:us-east-1:123456789012:stage/deletedStage1" };
-    const participant = join(stage.endpoints.events, (await issueParticipantToken(selfSigned, { ...viewerRequest(), stage: gone })).token);
+    const participant = join(
+      stage.endpoints.events,
+      (await issueParticipantToken(selfSigned, { ...viewerRequest(), stage: gone })).token,
+    );
     expect(await participant.joined).toMatchObject({ type: "error", code: "wrong_stage" });
   });
 
@@ -109,7 +153,11 @@ describe("participant tokens", () => {
     const issued = await issueParticipantToken(selfSigned, viewerRequest());
     const participant = join(stage.endpoints.events, issued.token);
     await participant.joined;
-    await ivsClient(ctx.url).disconnectParticipant({ stageArn: stage.arn, participantId: issued.participantId, reason: "test" });
+    await ivsClient(ctx.url).disconnectParticipant({
+      stageArn: stage.arn,
+      participantId: issued.participantId,
+      reason: "test",
+    });
     expect((await participant.closed).reason).toBe("test");
     const again = join(stage.endpoints.events, issued.token);
     expect(await again.joined).toMatchObject({ type: "error", code: "revoked" });
@@ -117,7 +165,12 @@ describe("participant tokens", () => {
 
   it("without a key, tokens come from CreateParticipantToken and the emulator accepts them", async () => {
     const api: TokenIssuer = { kind: "api", ivs: ivsClient(ctx.url) };
-    const issued = await issueParticipantToken(api, { stage, capabilities: ["PUBLISH", "SUBSCRIBE"], durationMinutes: 30, userId: "host" });
+    const issued = await issueParticipantToken(api, {
+      stage,
+      capabilities: ["PUBLISH", "SUBSCRIBE"],
+      durationMinutes: 30,
+      userId: "host",
+    });
     expect(issued).toMatchObject({ stageArn: stage.arn, capabilities: ["PUBLISH", "SUBSCRIBE"] });
     expect(Date.parse(issued.expiresAt) - Date.now()).toBeGreaterThan(29 * 60_000);
     const participant = join(stage.endpoints.events, issued.token);
@@ -139,7 +192,9 @@ describe("stage quotas", () => {
   it("admits subscribers up to the quota and refuses the next", async () => {
     const ivs = ivsClient(ctx.url);
     const created = (await ivs.createStage({})).stage;
-    const token = async () => (await ivs.createParticipantToken({ stageArn: created.arn, capabilities: ["SUBSCRIBE"] })).participantToken.token!;
+    const token = async () =>
+      (await ivs.createParticipantToken({ stageArn: created.arn, capabilities: ["SUBSCRIBE"] })).participantToken
+        .token!;
     const a = join(created.endpoints!.events!, await token());
     const b = join(created.endpoints!.events!, await token());
     expect((await a.joined).type).toBe("joined");

@@ -19,7 +19,10 @@ describe("emulator state on disk", () => {
     const second = await startEmulator({ port: 0, statePath });
     try {
       const again = ivsClient(second.url);
-      expect((await again.getStage(stage.arn)).stage).toMatchObject({ name: "kept", tags: { "fanout:broadcast": "main" } });
+      expect((await again.getStage(stage.arn)).stage).toMatchObject({
+        name: "kept",
+        tags: { "fanout:broadcast": "main" },
+      });
       expect((await again.getStage(stage.arn)).stage.activeSessionId).toBeUndefined();
       // Tokens signed before the restart still verify: the emulator keeps its signing key.
       const rejoined = join(stage.endpoints!.events!.replace(/:\d+\//, `:${second.port}/`), token);

@@ -5,7 +5,10 @@ import { LOCAL_CREDENTIALS } from "../../emulator/credentials.ts";
 import { sdkClient, useEmulator } from "../support/emulator.ts";
 
 /** Signs as aws4fetch would with the given overrides, and answers status, error type and message. */
-async function callSigned(url: string, overrides: { service?: string; region?: string; secretAccessKey?: string; accessKeyId?: string; datetime?: string }) {
+async function callSigned(
+  url: string,
+  overrides: { service?: string; region?: string; secretAccessKey?: string; accessKeyId?: string; datetime?: string },
+) {
   const aws = new AwsClient({
     accessKeyId: overrides.accessKeyId ?? LOCAL_CREDENTIALS.accessKeyId,
     secretAccessKey: overrides.secretAccessKey ?? LOCAL_CREDENTIALS.secretAccessKey,
@@ -21,10 +24,18 @@ async function callSigned(url: string, overrides: { service?: string; region?: s
   });
   const response = await fetch(request);
   const body = (await response.json()) as { message?: string; exceptionMessage?: string };
-  return { status: response.status, type: response.headers.get("x-amzn-ErrorType"), message: body.message ?? body.exceptionMessage };
+  return {
+    status: response.status,
+    type: response.headers.get("x-amzn-ErrorType"),
+    message: body.message ?? body.exceptionMessage,
+  };
 }
 
-const amzDate = (date: Date) => date.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
+const amzDate = (date: Date) =>
+  date
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d{3}/, "");
 
 describe("SigV4 verification in the emulator", () => {
   const ctx = useEmulator();
@@ -52,7 +63,10 @@ describe("SigV4 verification in the emulator", () => {
   });
 
   it("rejects a credential scoped to another region", async () => {
-    expect(await callSigned(ctx.url, { region: "eu-west-1" })).toMatchObject({ status: 403, type: "InvalidSignatureException" });
+    expect(await callSigned(ctx.url, { region: "eu-west-1" })).toMatchObject({
+      status: 403,
+      type: "InvalidSignatureException",
+    });
   });
 
   it("rejects an unknown access key", async () => {

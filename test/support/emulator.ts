@@ -80,7 +80,11 @@ export function join(eventsUrl: string, token: string): Participant {
 }
 
 /** A signed call on the wire, as any client would make it: status, AWS error type and JSON body. */
-export async function signedCall(url: string, operation: string, body: unknown): Promise<{ status: number; type: string | null; json: Record<string, unknown> }> {
+export async function signedCall(
+  url: string,
+  operation: string,
+  body: unknown,
+): Promise<{ status: number; type: string | null; json: Record<string, unknown> }> {
   const { AwsClient } = await import("aws4fetch");
   const aws = new AwsClient({ ...LOCAL_CREDENTIALS, service: "ivs", region: "us-east-1", retries: 0 });
   const response = await aws.fetch(`${url}/${operation}`, {
@@ -88,5 +92,9 @@ export async function signedCall(url: string, operation: string, body: unknown):
     headers: { "content-type": "application/json" },
     body: JSON.stringify(body),
   });
-  return { status: response.status, type: response.headers.get("x-amzn-ErrorType"), json: (await response.json()) as Record<string, unknown> };
+  return {
+    status: response.status,
+    type: response.headers.get("x-amzn-ErrorType"),
+    json: (await response.json()) as Record<string, unknown>,
+  };
 }

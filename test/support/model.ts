@@ -36,13 +36,15 @@ export interface Model {
   shapes: Record<string, Shape>;
 }
 
-const MODEL_PATH = fileURLToPath(new URL("../../../shared/aws/ivs-realtime-2020-07-14.service-2.json", import.meta.url));
+const MODEL_PATH = fileURLToPath(
+  new URL("../../../shared/aws/ivs-realtime-2020-07-14.service-2.json", import.meta.url),
+);
 
 export function loadModel(): Model {
   try {
     return JSON.parse(readFileSync(MODEL_PATH, "utf8")) as Model;
   } catch (error) {
-    throw new Error(`The IVS service model is expected at ${MODEL_PATH} (shared/ beside the repo): ${(error as Error).message}`);
+    throw new Error(`The IVS service model is expected at ${MODEL_PATH} (shared/ beside the repo)`, { cause: error });
   }
 }
 
@@ -58,11 +60,13 @@ export function shapeProblems(model: Model, shapeName: string, value: unknown, p
     case "structure": {
       if (typeof value !== "object" || value === null || Array.isArray(value)) return [`${path}: expected an object`];
       const record = value as Record<string, unknown>;
-      for (const name of shape.required ?? []) if (record[name] === undefined) problems.push(`${path}.${name}: required`);
+      for (const name of shape.required ?? [])
+        if (record[name] === undefined) problems.push(`${path}.${name}: required`);
       for (const [name, member] of Object.entries(record)) {
         const ref = shape.members?.[name];
         if (!ref) problems.push(`${path}.${name}: not a member of ${shapeName}`);
-        else if (member !== undefined && ref.location === undefined) problems.push(...shapeProblems(model, ref.shape, member, `${path}.${name}`));
+        else if (member !== undefined && ref.location === undefined)
+          problems.push(...shapeProblems(model, ref.shape, member, `${path}.${name}`));
       }
       break;
     }
@@ -83,7 +87,8 @@ export function shapeProblems(model: Model, shapeName: string, value: unknown, p
       if (typeof value !== "string") return [`${path}: expected a string`];
       if (shape.min !== undefined && value.length < shape.min) problems.push(`${path}: shorter than ${shape.min}`);
       if (shape.max !== undefined && value.length > shape.max) problems.push(`${path}: longer than ${shape.max}`);
-      if (shape.pattern && !new RegExp(`^(?:${shape.pattern})$`, "s").test(value)) problems.push(`${path}: does not match ${shape.pattern}`);
+      if (shape.pattern && !new RegExp(`^(?:${shape.pattern})$`, "s").test(value))
+        problems.push(`${path}: does not match ${shape.pattern}`);
       if (shape.enum && !shape.enum.includes(value)) problems.push(`${path}: not one of ${shape.enum.join(", ")}`);
       break;
     case "integer":
@@ -96,7 +101,8 @@ export function shapeProblems(model: Model, shapeName: string, value: unknown, p
       if (typeof value !== "boolean") problems.push(`${path}: expected a boolean`);
       break;
     case "timestamp":
-      if (typeof value !== "string" || Number.isNaN(Date.parse(value))) problems.push(`${path}: expected an ISO 8601 timestamp`);
+      if (typeof value !== "string" || Number.isNaN(Date.parse(value)))
+        problems.push(`${path}: expected an ISO 8601 timestamp`);
       break;
     default:
       break;

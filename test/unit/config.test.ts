@@ -28,15 +28,27 @@ describe("configuration", () => {
   });
 
   it("reads numbers from string vars and an endpoint override", () => {
-    const config = loadConfig({ ...minimal, IVS_ENDPOINT: "http://127.0.0.1:8790/", VIEWER_TOKEN_MINUTES: "15", IVS_MAX_RETRIES: "0" });
+    const config = loadConfig({
+      ...minimal,
+      IVS_ENDPOINT: "http://127.0.0.1:8790/",
+      VIEWER_TOKEN_MINUTES: "15",
+      IVS_MAX_RETRIES: "0",
+    });
     expect(config.ivs.endpoint).toBe("http://127.0.0.1:8790");
     expect(config.tokenMinutes.viewer).toBe(15);
     expect(config.ivs.maxRetries).toBe(0);
   });
 
   it("self-signs when both token key variables are set", () => {
-    const config = loadConfig({ ...minimal, TOKEN_PRIVATE_KEY: "MIG2AgEA", TOKEN_KEY_ARN: "arn:aws:ivs:us-east-1:123456789012:public-key/abc123" });
-    expect(config.tokenKey).toEqual({ privateKey: "MIG2AgEA", keyArn: "arn:aws:ivs:us-east-1:123456789012:public-key/abc123" });
+    const config = loadConfig({
+      ...minimal,
+      TOKEN_PRIVATE_KEY: "MIG2AgEA",
+      TOKEN_KEY_ARN: "arn:aws:ivs:us-east-1:123456789012:public-key/abc123",
+    });
+    expect(config.tokenKey).toEqual({
+      privateKey: "MIG2AgEA",
+      keyArn: "arn:aws:ivs:us-east-1:123456789012:public-key/abc123",
+    });
   });
 
   it.each([

@@ -70,7 +70,9 @@ describe("the IVS client", () => {
 
   it("gives up after its retries with the last error", async () => {
     await setFaults({ rules: [{ operation: "ListStages", errorType: "InternalServerException", times: 3 }] });
-    const error = await client({ maxRetries: 2 }).listStages().catch((e: unknown) => e);
+    const error = await client({ maxRetries: 2 })
+      .listStages()
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(IvsError);
     expect(error).toMatchObject({ kind: "server", status: 500, type: "InternalServerException" });
   });
@@ -78,8 +80,15 @@ describe("the IVS client", () => {
   it("turns 402 into a quota error and does not retry it", async () => {
     // One failure only: a retry would have succeeded, so an error here proves there was none.
     await setFaults({ rules: [{ operation: "CreateStage", errorType: "ServiceQuotaExceededException", times: 1 }] });
-    const error = await client({ maxRetries: 3 }).createStage().catch((e: unknown) => e);
-    expect(error).toMatchObject({ kind: "quota", status: 402, type: "ServiceQuotaExceededException", retryable: false });
+    const error = await client({ maxRetries: 3 })
+      .createStage()
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({
+      kind: "quota",
+      status: 402,
+      type: "ServiceQuotaExceededException",
+      retryable: false,
+    });
   });
 
   it("does not retry validation, not-found or conflict errors", async () => {
@@ -89,25 +98,33 @@ describe("the IVS client", () => {
       ["ConflictException", "conflict"],
     ] as const) {
       await setFaults({ rules: [{ operation: "ListStages", errorType, times: 1 }] });
-      const error = await client({ maxRetries: 3 }).listStages().catch((e: unknown) => e);
+      const error = await client({ maxRetries: 3 })
+        .listStages()
+        .catch((e: unknown) => e);
       expect(error, errorType).toMatchObject({ kind, type: errorType, retryable: false });
     }
   });
 
   it("tells a real not-found from the emulator apart", async () => {
-    const error = await client().getStage("arn:aws:ivs:us-east-1:123456789012:stage/notThere").catch((e: unknown) => e);
+    const error = await client()
+      .getStage("arn:aws:ivs:us-east-1:123456789012:stage/notThere")
+      .catch((e: unknown) => e);
     expect(error).toMatchObject({ kind: "not_found", status: 404, type: "ResourceNotFoundException" });
     expect((error as Error).message).toContain("notThere");
   });
 
   it("times out a call that does not answer, and retries it", async () => {
     await setFaults({ latencyMs: 400 });
-    const error = await client({ timeoutMs: 100, maxRetries: 1 }).listStages().catch((e: unknown) => e);
+    const error = await client({ timeoutMs: 100, maxRetries: 1 })
+      .listStages()
+      .catch((e: unknown) => e);
     expect(error).toMatchObject({ kind: "timeout", type: "TimeoutError", retryable: true });
   });
 
   it("reports a network failure as retryable after retrying it", async () => {
-    const error = await client({ endpoint: "http://127.0.0.1:9", maxRetries: 1 }).listStages().catch((e: unknown) => e);
+    const error = await client({ endpoint: "http://127.0.0.1:9", maxRetries: 1 })
+      .listStages()
+      .catch((e: unknown) => e);
     expect(error).toMatchObject({ kind: "network", status: 0, retryable: true });
   });
 

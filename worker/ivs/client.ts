@@ -80,7 +80,10 @@ export class IvsClient {
 
   /** Every stage of the account, following `nextToken` to the last page. */
   async listAllStages(): Promise<StageSummary[]> {
-    return this.#collect((nextToken) => this.listStages({ nextToken, maxResults: 100 }), (p) => p.stages);
+    return this.#collect(
+      (nextToken) => this.listStages({ nextToken, maxResults: 100 }),
+      (p) => p.stages,
+    );
   }
 
   // ── participants ─────────────────────────────────────────────────────────
@@ -96,7 +99,12 @@ export class IvsClient {
   }
 
   listParticipants(
-    input: { stageArn: string; sessionId: string; filterByPublished?: boolean; filterByState?: "CONNECTED" | "DISCONNECTED" } & Page,
+    input: {
+      stageArn: string;
+      sessionId: string;
+      filterByPublished?: boolean;
+      filterByState?: "CONNECTED" | "DISCONNECTED";
+    } & Page,
   ): Promise<{ participants: ParticipantSummary[]; nextToken?: string }> {
     return this.#call("ListParticipants", input);
   }
@@ -105,7 +113,9 @@ export class IvsClient {
     await this.#call("DisconnectParticipant", input);
   }
 
-  listStageSessions(input: { stageArn: string } & Page): Promise<{ stageSessions: StageSessionSummary[]; nextToken?: string }> {
+  listStageSessions(
+    input: { stageArn: string } & Page,
+  ): Promise<{ stageSessions: StageSessionSummary[]; nextToken?: string }> {
     return this.#call("ListStageSessions", input);
   }
 
@@ -155,7 +165,10 @@ export class IvsClient {
 
   // ── the wire ─────────────────────────────────────────────────────────────
 
-  async #collect<P extends { nextToken?: string }, T>(fetchPage: (nextToken?: string) => Promise<P>, items: (page: P) => T[]): Promise<T[]> {
+  async #collect<P extends { nextToken?: string }, T>(
+    fetchPage: (nextToken?: string) => Promise<P>,
+    items: (page: P) => T[],
+  ): Promise<T[]> {
     const all: T[] = [];
     let nextToken: string | undefined;
     do {
@@ -208,7 +221,13 @@ export class IvsClient {
     } catch {
       // Not every failure has a JSON body (a proxy's 502, a throttling page): keep the status.
     }
-    const type = errorTypeFromHeader(response.headers.get("x-amzn-ErrorType")) ?? failure.__type ?? `Http${response.status}`;
-    throw new IvsError(operation, type, response.status, failure.exceptionMessage ?? failure.message ?? failure.Message ?? "");
+    const type =
+      errorTypeFromHeader(response.headers.get("x-amzn-ErrorType")) ?? failure.__type ?? `Http${response.status}`;
+    throw new IvsError(
+      operation,
+      type,
+      response.status,
+      failure.exceptionMessage ?? failure.message ?? failure.Message ?? "",
+    );
   }
 }

@@ -5,15 +5,7 @@
  * and bad input (400).
  */
 export type IvsErrorKind =
-  | "validation"
-  | "access_denied"
-  | "not_found"
-  | "conflict"
-  | "quota"
-  | "throttled"
-  | "server"
-  | "network"
-  | "timeout";
+  "validation" | "access_denied" | "not_found" | "conflict" | "quota" | "throttled" | "server" | "network" | "timeout";
 
 export class IvsError extends Error {
   readonly operation: string;

@@ -18,7 +18,10 @@ export function fanoutTags(input: { broadcastId: string; role: StageRole; deploy
 }
 
 /** The Fanout identity of a stage, or undefined for a stage Fanout did not create (or another deployment did). */
-export function readFanoutTags(tags: Tags | undefined, deployment: string): { broadcastId: string; role: StageRole } | undefined {
+export function readFanoutTags(
+  tags: Tags | undefined,
+  deployment: string,
+): { broadcastId: string; role: StageRole } | undefined {
   if (!tags || tags[TAG.creator] !== deployment) return undefined;
   const broadcastId = tags[TAG.broadcast];
   const role = tags[TAG.role];

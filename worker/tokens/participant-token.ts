@@ -27,15 +27,19 @@ export interface IssuedToken {
   expiresAt: string;
 }
 
-export type TokenIssuer =
-  | { kind: "self-signed"; privateKey: string; keyArn: string }
-  | { kind: "api"; ivs: IvsClient };
+export type TokenIssuer = { kind: "self-signed"; privateKey: string; keyArn: string } | { kind: "api"; ivs: IvsClient };
 
-export async function issueParticipantToken(issuer: TokenIssuer, request: ParticipantTokenRequest): Promise<IssuedToken> {
+export async function issueParticipantToken(
+  issuer: TokenIssuer,
+  request: ParticipantTokenRequest,
+): Promise<IssuedToken> {
   return issuer.kind === "self-signed" ? selfSign(issuer, request) : viaApi(issuer.ivs, request);
 }
 
-async function selfSign(issuer: { privateKey: string; keyArn: string }, request: ParticipantTokenRequest): Promise<IssuedToken> {
+async function selfSign(
+  issuer: { privateKey: string; keyArn: string },
+  request: ParticipantTokenRequest,
+): Promise<IssuedToken> {
   const claims = selfSignedClaims({
     stageArn: request.stage.arn,
     endpoints: request.stage.endpoints,
