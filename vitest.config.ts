@@ -11,7 +11,7 @@ export default defineConfig({
       {
         test: {
           name: "node",
-          include: ["test/unit/**/*.test.ts", "test/emulator/**/*.test.ts"],
+          include: ["test/unit/**/*.test.ts", "test/emulator/**/*.test.ts", "test/scripts/**/*.test.ts"],
           environment: "node",
         },
       },
@@ -36,6 +36,19 @@ export default defineConfig({
           name: "worker",
           include: ["test/worker/**/*.test.ts"],
           globalSetup: ["test/worker/global-setup.ts"],
+          // One emulator serves every file, and fault injection is global to it: one file at a time.
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          name: "e2e",
+          include: ["test/e2e/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 120_000,
+          hookTimeout: 30_000,
+          // After the others: it rebuilds build/, which the worker project serves.
+          sequence: { groupOrder: 1 },
         },
       },
     ],

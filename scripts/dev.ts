@@ -1,0 +1,156 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { LOCAL_CREDENTIALS } from "../emulator/credentials.ts";
+import { spawnEmulator } from "../emulator/process.ts";
+import { IvsClient } from "../worker/ivs/client.ts";
+import { readDevVars, updateDevVars } from "./dev-vars.ts";
+import { createTokenKey } from "./token-key.ts";
+
+/**
+ * `npm run dev`: all of Fanout on this machine with no AWS account. Starts
+ * the IVS emulator (state kept in .wrangler/), makes sure `.dev.vars` has
+ * local credentials, an admin key and a token key imported into the emulator,
+ * builds the pages (and rebuilds them on change), runs `wrangler dev`, and
+ * prints the URL once the Worker answers.
+ */
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const DEV_VARS = `${ROOT}.dev.vars`;
+const bin = (path: string) => `${ROOT}node_modules/${path}`;
+
+const { values } = parseArgs({
+  options: {
+    port: { type: "string", default: "8787" },
+    "emulator-port": { type: "string", default: "8790" },
+    "ivs-latency": { type: "string" },
+    "ivs-error-rate": { type: "string" },
+    "ivs-fail": { type: "string", multiple: true },
+    "ivs-aws-rate-limits": { type: "boolean", default: false },
+    "emulator-state": { type: "string" },
+    "persist-to": { type: "string" },
+  },
+});
+
+const children: ChildProcess[] = [];
+let stopping = false;
+function stop(code: number): void {
+  if (stopping) return;
+  stopping = true;
+  for (const child of children) child.kill("SIGTERM");
+  setTimeout(() => process.exit(code), 500).unref();
+}
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => stop(0));
+
+function run(name: string, command: string, args: string[]): ChildProcess {
+  const child = spawn(process.execPath, [command, ...args], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+    // No metrics, and no fetch of the `Request.cf` placeholder from workers.cloudflare.com: dev stays on loopback.
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
+  });
+  const prefix = `[${name}] `;
+  const forward = (chunk: Buffer) => {
+    for (const line of chunk.toString().split("\n")) if (line.trim()) console.log(prefix + line);
+  };
+  child.stdout!.on("data", forward);
+  child.stderr!.on("data", forward);
+  child.on("exit", (code) => {
+    if (!stopping) {
+      console.error(`${prefix}exited (${code ?? "signal"}); stopping.`);
+      stop(code ?? 1);
+    }
+  });
+  children.push(child);
+  return child;
+}
+
+// 1. The IVS emulator.
+const emulatorArgs = [
+  "--port",
+  values["emulator-port"],
+  "--state",
+  `${ROOT}.wrangler/ivs-emulator/state.json`,
+  "--quiet",
+];
+if (values["ivs-latency"]) emulatorArgs.push("--latency", values["ivs-latency"]);
+if (values["ivs-error-rate"]) emulatorArgs.push("--error-rate", values["ivs-error-rate"]);
+for (const rule of values["ivs-fail"] ?? []) emulatorArgs.push("--fail", rule);
+if (values["ivs-aws-rate-limits"]) emulatorArgs.push("--aws-rate-limits");
+const emulator = await spawnEmulator(emulatorArgs).catch((error: Error) => {
+  console.error(`Could not start the IVS emulator on port ${values["emulator-port"]}: ${error.message}`);
+  console.error("Is another `npm run dev` running? Use --emulator-port to pick another port.");
+  process.exit(1);
+});
+children.push(emulator.child);
+console.log(`[ivs] emulator at ${emulator.url}`);
+
+// 2. Local secrets: the emulator's credentials and endpoint, an admin key, a token key it knows.
+const vars = readDevVars(DEV_VARS);
+updateDevVars(DEV_VARS, {
+  IVS_ENDPOINT: emulator.url,
+  AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+  AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+  ...(!vars.get("ADMIN_KEY") && { ADMIN_KEY: randomBytes(24).toString("base64url") }),
+});
+const ivs = new IvsClient({ region: "us-east-1", endpoint: emulator.url, ...LOCAL_CREDENTIALS, maxRetries: 0 });
+const keyArn = vars.get("TOKEN_KEY_ARN");
+const keyKnown =
+  keyArn &&
+  vars.get("TOKEN_PRIVATE_KEY") &&
+  (await ivs.getPublicKey(keyArn).then(
+    () => true,
+    () => false,
+  ));
+if (!keyKnown) {
+  const key = await createTokenKey(ivs, "fanout-dev");
+  updateDevVars(DEV_VARS, { TOKEN_PRIVATE_KEY: key.privateKey, TOKEN_KEY_ARN: key.keyArn });
+  console.log(`[keys] imported a token key into the emulator (${key.keyArn})`);
+}
+
+// 3. The pages: one build now so the Worker has assets, then rebuilds on change.
+await new Promise<void>((resolve, reject) => {
+  const build = spawn(process.execPath, [bin("vite/bin/vite.js"), "build", "--logLevel", "warn"], {
+    cwd: ROOT,
+    stdio: "inherit",
+  });
+  build.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`vite build exited with ${code}`))));
+}).catch((error: Error) => {
+  console.error(error.message);
+  stop(1);
+});
+run("pages", bin("vite/bin/vite.js"), ["build", "--watch", "--logLevel", "warn"]);
+
+// 4. The Worker.
+const port = values.port;
+run("worker", bin("wrangler/bin/wrangler.js"), [
+  "dev",
+  "--port",
+  port,
+  "--ip",
+  "127.0.0.1",
+  "--show-interactive-dev-session=false",
+]);
+
+const url = `http://127.0.0.1:${port}`;
+for (let i = 0; i < 240 && !stopping; i++) {
+  const up = await fetch(`${url}/health`).then(
+    (r) => r.ok,
+    () => false,
+  );
+  if (up) {
+    console.log(`
+  Fanout is running at ${url}
+
+  Landing page   ${url}/
+  Health         ${url}/health
+  IVS emulator   ${emulator.url}
+  Admin key      ADMIN_KEY in .dev.vars
+
+  Ctrl-C stops everything.
+`);
+    break;
+  }
+  await new Promise((resolve) => setTimeout(resolve, 500));
+}
