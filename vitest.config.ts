@@ -7,6 +7,9 @@ export const TEST_ADMIN_KEY = "test-admin-key-0123456789abcdef";
 
 export default defineConfig({
   test: {
+    // In CI a JSON report too, from which .ci/run prints its closing "N passed, N failed" line.
+    reporters: process.env.CI ? ["default", "json"] : ["default"],
+    outputFile: { json: "test-results/vitest.json" },
     projects: [
       {
         test: {
