@@ -113,7 +113,7 @@ export class IvsService {
 
   // ── stages ───────────────────────────────────────────────────────────────
 
-  createStage(input: Input<"CreateStage">): Promise<Output> | Output {
+  async createStage(input: Input<"CreateStage">): Promise<Output> {
     if (this.#state.stages.length >= this.options.quotas.stagesPerAccount) {
       throw modelled.quota(`Stage quota of ${this.options.quotas.stagesPerAccount} per account exceeded.`);
     }
@@ -135,10 +135,8 @@ export class IvsService {
     this.#state.stages.push(stage);
     this.options.onChange();
     const configurations = input.participantTokenConfigurations ?? [];
-    return Promise.all(configurations.map((c) => this.#mintToken(stage, c))).then((participantTokens) => ({
-      stage: this.#stageView(stage),
-      participantTokens,
-    }));
+    const participantTokens = await Promise.all(configurations.map((c) => this.#mintToken(stage, c)));
+    return { stage: this.#stageView(stage), participantTokens };
   }
 
   updateStage(input: Input<"UpdateStage">): Output {

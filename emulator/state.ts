@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync, mkdirSync, renameSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync, mkdirSync, renameSync } from "node:fs";
 import { dirname } from "node:path";
 
 /**
@@ -71,13 +71,9 @@ export interface State {
 export const emptyState = (): State => ({ stages: [], publicKeys: [], replications: [] });
 
 export function loadState(path: string): State {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch {
-    return emptyState();
-  }
-  const state = { ...emptyState(), ...(JSON.parse(text) as Partial<State>) };
+  // No file yet is a fresh start; an unreadable or corrupt one is an error worth stopping for.
+  if (!existsSync(path)) return emptyState();
+  const state = { ...emptyState(), ...(JSON.parse(readFileSync(path, "utf8")) as Partial<State>) };
   // Nobody is connected to a freshly started emulator.
   const now = new Date().toISOString();
   for (const stage of state.stages) {

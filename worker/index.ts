@@ -47,8 +47,6 @@ const health = (env: Env): SuccessEnvelope<Health> => {
 app.get("/health", (c) => c.json(health(c.env)));
 app.get("/api/health", (c) => c.json(health(c.env)));
 
-export type App = typeof app;
-
 export default {
   fetch: app.fetch,
 } satisfies ExportedHandler<Env>;
