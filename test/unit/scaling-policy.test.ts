@@ -1,0 +1,100 @@
+import { describe, expect, it } from "vitest";
+import { decideScaling, type ScalingSettings, type StageLoad } from "../../worker/scaling/policy.ts";
+
+const settings: ScalingSettings = {
+  capacity: 100,
+  scaleUpAt: 0.8,
+  scaleDownAt: 0.5,
+  maxStages: 5,
+  warmupMs: 300_000,
+  drainTimeoutMs: 600_000,
+};
+const NOW = 10_000_000;
+const old = NOW - 3_600_000;
+const stage = (arn: string, viewers: number, extra: Partial<StageLoad> = {}): StageLoad => ({
+  arn,
+  role: "edge",
+  state: "ready",
+  viewers,
+  createdAt: old,
+  ...extra,
+});
+const origin = (viewers: number, extra: Partial<StageLoad> = {}) => stage("origin", viewers, { role: "origin", ...extra });
+const decide = (stages: StageLoad[], overrides: Partial<ScalingSettings> = {}, live = true) =>
+  decideScaling({ now: NOW, live, stages }, { ...settings, ...overrides });
+
+describe("the scaling policy", () => {
+  it("keeps one stage when the audience fits under the threshold", () => {
+    expect(decide([origin(50)])).toEqual({ create: 0, revive: [], drain: [], delete: [] });
+  });
+
+  it("adds a stage when utilisation passes the threshold", () => {
+    expect(decide([origin(81)]).create).toBe(1);
+  });
+
+  it("adds as many stages as it takes to get back under the threshold, not just one", () => {
+    // 390 viewers at 80 per stage need 5 stages.
+    expect(decide([origin(100), stage("a", 100), stage("b", 95), stage("c", 95)]).create).toBe(1);
+    expect(decide([origin(390)]).create).toBe(4);
+  });
+
+  it("counts stages being created, so concurrent triggers do not create twice", () => {
+    expect(decide([origin(81), stage("new", 0, { state: "creating", createdAt: NOW })]).create).toBe(0);
+  });
+
+  it("adds a stage when every ready stage is at the threshold even if the total is not", () => {
+    // Two stages, 160 viewers: exactly at 80 % overall, but no ready stage has room below it.
+    expect(decide([origin(80), stage("a", 80)]).create).toBe(1);
+  });
+
+  it("never goes past the maximum number of stages", () => {
+    expect(decide([origin(10_000)]).create).toBe(4);
+    expect(decide([origin(100), stage("a", 100), stage("b", 100), stage("c", 100), stage("d", 100)]).create).toBe(0);
+  });
+
+  it("counts draining stages against the maximum until they are gone", () => {
+    const stages = [origin(100), stage("a", 100), stage("b", 100), stage("c", 100), stage("d", 0, { state: "draining", drainingSince: NOW })];
+    // d is revived rather than a sixth stage created.
+    expect(decide(stages)).toMatchObject({ create: 0, revive: ["d"] });
+  });
+
+  it("revives a draining stage before creating a new one", () => {
+    const decision = decide([origin(80), stage("a", 80), stage("d", 5, { state: "draining", drainingSince: NOW })]);
+    expect(decision.revive).toEqual(["d"]);
+    expect(decision.create).toBe(0);
+  });
+
+  it("drains the emptiest stage past its warm-up when the rest can seat the audience", () => {
+    const decision = decide([origin(30), stage("a", 10), stage("b", 5)]);
+    expect(decision.drain).toEqual(["b", "a"]);
+  });
+
+  it("does not drain a stage still in its warm-up", () => {
+    expect(decide([origin(10), stage("young", 0, { createdAt: NOW - 60_000 })]).drain).toEqual([]);
+  });
+
+  it("never drains the origin while live", () => {
+    expect(decide([origin(0), stage("a", 0)]).drain).toEqual(["a"]);
+    expect(decide([origin(0)]).drain).toEqual([]);
+  });
+
+  it("does not drain while the remaining stages would be over the scale-down threshold (hysteresis)", () => {
+    // 110 viewers: 2 stages needed at 80 %, but 3 at 50 %: keep all three.
+    expect(decide([origin(40), stage("a", 40), stage("b", 30)]).drain).toEqual([]);
+  });
+
+  it("deletes a draining stage once it is empty", () => {
+    expect(decide([origin(10), stage("d", 0, { state: "draining", drainingSince: NOW - 1000 })]).delete).toEqual(["d"]);
+  });
+
+  it("deletes a draining stage after the drain timeout even with viewers left", () => {
+    const stuck = stage("d", 3, { state: "draining", drainingSince: NOW - 600_000 });
+    expect(decide([origin(10), stuck]).delete).toEqual(["d"]);
+    expect(decide([origin(10), { ...stuck, drainingSince: NOW - 1000 }]).delete).toEqual([]);
+  });
+
+  it("deletes every stage, the origin included, when the broadcast has ended", () => {
+    const decision = decide([origin(5), stage("a", 3), stage("d", 0, { state: "draining" }), stage("x", 0, { state: "deleting" })], {}, false);
+    expect(decision).toEqual({ create: 0, revive: [], drain: [], delete: ["origin", "a", "d"] });
+  });
+});

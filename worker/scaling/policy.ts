@@ -1,0 +1,108 @@
+/**
+ * The scaling policy (SPEC §9): given the stages of a broadcast and their
+ * viewers, what to create, revive, drain and delete. Pure: the Broadcast DO
+ * feeds it state and carries out its decision.
+ *
+ * - Scale up when the audience would fill more than `scaleUpAt` of the seats,
+ *   by as many stages as it takes to get back under it (a flash crowd needs
+ *   several at once), and keep at least one ready stage with free seats.
+ * - Scale down only by draining, only stages past their warm-up, never the
+ *   origin, and only when the audience would fit the remaining stages at
+ *   `scaleDownAt` or less (hysteresis: no flapping around one threshold).
+ * - A draining stage is deleted once empty or after the drain timeout; a
+ *   draining stage is revived before a new one is created.
+ * - When the broadcast is over, every stage goes.
+ */
+
+export type StageState = "creating" | "ready" | "draining" | "deleting";
+
+export interface StageLoad {
+  arn: string;
+  role: "origin" | "edge";
+  state: StageState;
+  viewers: number;
+  /** ms since the epoch. */
+  createdAt: number;
+  drainingSince?: number;
+}
+
+export interface ScalingSettings {
+  /** Viewers one stage seats. */
+  capacity: number;
+  /** Utilisation (0..1) above which stages are added. */
+  scaleUpAt: number;
+  /** Utilisation (0..1) the remaining stages must stay under for one to be drained. */
+  scaleDownAt: number;
+  maxStages: number;
+  warmupMs: number;
+  drainTimeoutMs: number;
+}
+
+export interface ScalingInput {
+  now: number;
+  /** False once the broadcast has ended: everything is deleted. */
+  live: boolean;
+  stages: readonly StageLoad[];
+}
+
+export interface ScalingDecision {
+  create: number;
+  revive: string[];
+  drain: string[];
+  delete: string[];
+}
+
+const none = (): ScalingDecision => ({ create: 0, revive: [], drain: [], delete: [] });
+
+export function decideScaling(input: ScalingInput, settings: ScalingSettings): ScalingDecision {
+  const decision = none();
+  if (!input.live) {
+    decision.delete = input.stages.filter((s) => s.state !== "deleting").map((s) => s.arn);
+    return decision;
+  }
+
+  const draining = input.stages.filter((s) => s.state === "draining");
+  const active = input.stages.filter((s) => s.state === "creating" || s.state === "ready");
+  // Viewers of draining stages are about to move to the others: they count as demand.
+  const demand = input.stages.reduce((sum, s) => sum + (s.state === "deleting" ? 0 : s.viewers), 0);
+
+  const seatsAtScaleUp = settings.capacity * settings.scaleUpAt;
+  let wanted = Math.max(1, Math.ceil(demand / seatsAtScaleUp));
+  // However the audience is spread, one ready stage must still have room below the threshold.
+  const ready = active.filter((s) => s.state === "ready");
+  const creating = active.length - ready.length;
+  if (ready.length > 0 && creating === 0 && ready.every((s) => s.viewers >= seatsAtScaleUp)) {
+    wanted = Math.max(wanted, active.length + 1);
+  }
+  wanted = Math.min(wanted, settings.maxStages);
+
+  if (wanted > active.length) {
+    let missing = wanted - active.length;
+    // Revive the fullest draining stages first: their viewers need not move at all.
+    for (const stage of [...draining].sort((a, b) => b.viewers - a.viewers)) {
+      if (missing === 0) break;
+      decision.revive.push(stage.arn);
+      missing--;
+    }
+    // Draining stages still count against the maximum until they are gone.
+    const room = settings.maxStages - active.length - draining.length;
+    decision.create = Math.max(0, Math.min(missing, room));
+  } else {
+    const fitsAtScaleDown = Math.max(1, Math.ceil(demand / (settings.capacity * settings.scaleDownAt)));
+    const surplus = active.length - Math.max(fitsAtScaleDown, wanted);
+    if (surplus > 0) {
+      decision.drain = active
+        .filter((s) => s.state === "ready" && s.role !== "origin" && input.now - s.createdAt >= settings.warmupMs)
+        .sort((a, b) => a.viewers - b.viewers)
+        .slice(0, surplus)
+        .map((s) => s.arn);
+    }
+  }
+
+  const revived = new Set(decision.revive);
+  decision.delete = draining
+    .filter((s) => !revived.has(s.arn))
+    .filter((s) => s.viewers === 0 || input.now - (s.drainingSince ?? input.now) >= settings.drainTimeoutMs)
+    .map((s) => s.arn);
+  return decision;
+}
