@@ -31,6 +31,11 @@ export default defineConfig({
                 TOKEN_PRIVATE_KEY: inject("tokenPrivateKey"),
                 TOKEN_KEY_ARN: inject("tokenKeyArn"),
                 IVS_TIMEOUT_MS: "2000",
+                // Small stages, so that a handful of viewers exercises the whole scaling policy.
+                STAGE_CAPACITY: "3",
+                MAX_STAGES: "4",
+                STAGE_WARMUP_SECONDS: "0",
+                DRAIN_TIMEOUT_SECONDS: "30",
               },
             },
           })),

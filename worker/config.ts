@@ -16,6 +16,8 @@ export class ConfigError extends Error {
 
 const minutes = (fallback: number) => z.coerce.number().int().min(1).max(20160).default(fallback);
 const positiveInt = (fallback: number) => z.coerce.number().int().min(1).default(fallback);
+const fraction = (fallback: number) => z.coerce.number().gt(0).max(1).default(fallback);
+const seconds = (fallback: number) => z.coerce.number().int().min(0).default(fallback);
 const optionalSecret = z
   .string()
   .optional()
@@ -50,6 +52,25 @@ const Schema = z.object({
     .string()
     .regex(/^[a-zA-Z0-9-]{1,64}$/, "must be 1-64 letters, digits or dashes")
     .default("fanout"),
+  MASTER_STAGE_ARN: optionalSecret.pipe(
+    z
+      .string()
+      .regex(/^arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage\/[a-zA-Z0-9-]+$/, "must be an IVS stage ARN")
+      .optional(),
+  ),
+  STAGE_CAPACITY: positiveInt(10_000),
+  SCALE_UP_AT: fraction(0.8),
+  SCALE_DOWN_AT: fraction(0.5),
+  MAX_STAGES: z.coerce.number().int().min(1).max(1000).default(20),
+  STAGE_WARMUP_SECONDS: seconds(300),
+  DRAIN_TIMEOUT_SECONDS: seconds(300),
+  HEARTBEAT_INTERVAL_SECONDS: positiveInt(30),
+  VIEWER_TTL_SECONDS: positiveInt(60),
+  REPLICA_RECONNECT_WINDOW_SECONDS: z.coerce.number().int().min(0).max(300).default(60),
+  PUBLISHER_IDLE_END_MINUTES: positiveInt(10),
+  SNAPSHOT_INTERVAL_MINUTES: positiveInt(5),
+  RETENTION_DAYS: positiveInt(90),
+  RATE_LIMITING: z.enum(["on", "off"]).default("on"),
 });
 
 export interface Config {
@@ -72,6 +93,22 @@ export interface Config {
   mode: "replica" | "direct";
   /** Written into the `fanout:creator` tag of every stage, to tell deployments apart. */
   deployment: string;
+  /** An existing stage to use as every broadcast's origin instead of creating one. */
+  masterStageArn?: string;
+  scaling: {
+    capacity: number;
+    scaleUpAt: number;
+    scaleDownAt: number;
+    maxStages: number;
+    warmupMs: number;
+    drainTimeoutMs: number;
+  };
+  presence: { heartbeatIntervalMs: number; viewerTtlMs: number };
+  replicaReconnectWindowSeconds: number;
+  publisherIdleEndMs: number;
+  snapshotIntervalMs: number;
+  retentionMs: number;
+  rateLimiting: boolean;
 }
 
 const cache = new WeakMap<object, Config>();
@@ -112,6 +149,21 @@ export function loadConfig(env: object): Config {
     tokenMinutes: { viewer: v.VIEWER_TOKEN_MINUTES, publisher: v.PUBLISHER_TOKEN_MINUTES },
     mode: v.FANOUT_MODE,
     deployment: v.FANOUT_DEPLOYMENT,
+    masterStageArn: v.MASTER_STAGE_ARN,
+    scaling: {
+      capacity: v.STAGE_CAPACITY,
+      scaleUpAt: v.SCALE_UP_AT,
+      scaleDownAt: Math.min(v.SCALE_DOWN_AT, v.SCALE_UP_AT),
+      maxStages: v.MAX_STAGES,
+      warmupMs: v.STAGE_WARMUP_SECONDS * 1000,
+      drainTimeoutMs: v.DRAIN_TIMEOUT_SECONDS * 1000,
+    },
+    presence: { heartbeatIntervalMs: v.HEARTBEAT_INTERVAL_SECONDS * 1000, viewerTtlMs: v.VIEWER_TTL_SECONDS * 1000 },
+    replicaReconnectWindowSeconds: v.REPLICA_RECONNECT_WINDOW_SECONDS,
+    publisherIdleEndMs: v.PUBLISHER_IDLE_END_MINUTES * 60_000,
+    snapshotIntervalMs: v.SNAPSHOT_INTERVAL_MINUTES * 60_000,
+    retentionMs: v.RETENTION_DAYS * 86_400_000,
+    rateLimiting: v.RATE_LIMITING === "on",
   };
   cache.set(env, config);
   return config;

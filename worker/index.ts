@@ -1,12 +1,22 @@
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
+import { HTTPException } from "hono/http-exception";
 import type { Health, SuccessEnvelope } from "../protocol/api.ts";
-import { ApiError, errorEnvelope } from "./errors.ts";
 import { ConfigError, loadConfig } from "./config.ts";
+import { reconcileAll } from "./cron.ts";
+import { ApiError, errorEnvelope } from "./errors.ts";
+import { keyMatches, ticketValid } from "./http/auth.ts";
+import { apiRoutes, openApiDocument } from "./http/api.ts";
+import { BROADCAST_ID, DEFAULT_BROADCAST } from "./http/context.ts";
+import { cachedRoutingTable } from "./join/routing-cache.ts";
+
+export { Broadcast } from "./broadcast/broadcast.ts";
+export { Directory } from "./directory/directory.ts";
+export { StageShard } from "./shard/stage-shard.ts";
 
 /**
- * The Fanout Worker: `/api/*` and `/health` here; every other path is the
- * SvelteKit build, served by Workers Static Assets with the SPA fallback
- * (wrangler.toml `[assets]`).
+ * The Fanout Worker: `/api/*`, `/health` and the WebSockets here; every
+ * other path is the SvelteKit build, served by Workers Static Assets with the
+ * SPA fallback (wrangler.toml `[assets]`).
  */
 
 const app = new Hono<{ Bindings: Env }>();
@@ -14,7 +24,13 @@ const app = new Hono<{ Bindings: Env }>();
 app.onError((error, c) => {
   if (error instanceof ApiError) {
     if (error.retryAfter !== undefined) c.header("Retry-After", String(error.retryAfter));
+    if (error.status >= 500)
+      console.error(`${error.code}: ${error.message}${error.cause ? ` (${(error.cause as Error).message})` : ""}`);
     return c.json(errorEnvelope(error), error.status);
+  }
+  if (error instanceof HTTPException && error.status === 400) {
+    // Hono's own body parsing: malformed JSON is the caller's mistake, not a 500.
+    return c.json(errorEnvelope(new ApiError("VALIDATION_ERROR", 400, "The request body is not valid JSON.")), 400);
   }
   if (error instanceof ConfigError) {
     // The operator's first `curl /health` after a deploy should say what is missing.
@@ -26,9 +42,9 @@ app.onError((error, c) => {
   return c.json(errorEnvelope(new ApiError("INTERNAL_ERROR", 500, "Internal error.")), 500);
 });
 
-app.notFound((c) =>
-  c.json(errorEnvelope(new ApiError("NOT_FOUND", 404, `No route for ${c.req.method} ${c.req.path}.`)), 404),
-);
+const notFound = (c: Context) =>
+  c.json(errorEnvelope(new ApiError("NOT_FOUND", 404, `No route for ${c.req.method} ${c.req.path}.`)), 404);
+app.notFound(notFound);
 
 const health = (env: Env): SuccessEnvelope<Health> => {
   const config = loadConfig(env);
@@ -43,10 +59,93 @@ const health = (env: Env): SuccessEnvelope<Health> => {
     },
   };
 };
-
 app.get("/health", (c) => c.json(health(c.env)));
 app.get("/api/health", (c) => c.json(health(c.env)));
 
+app.get("/api/openapi.json", (c) => c.json(openApiDocument(new URL(c.req.url).origin)));
+
+/** Recent broadcasts, for the landing page. */
+app.get("/api/broadcasts", async (c) => {
+  loadConfig(c.env);
+  const broadcasts = await c.env.DIRECTORY.getByName("directory").recent(20);
+  return c.json({ success: true as const, data: { broadcasts } });
+});
+
+// ── WebSockets ───────────────────────────────────────────────────────────────
+
+function broadcastIdOf(c: Context<{ Bindings: Env }>): string {
+  const id = c.req.param("broadcastId") ?? DEFAULT_BROADCAST;
+  if (!BROADCAST_ID.test(id))
+    throw new ApiError("VALIDATION_ERROR", 400, "A broadcast id is 1 to 64 lowercase letters, digits or dashes.");
+  return id;
+}
+
+function expectUpgrade(c: Context): void {
+  if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
+    throw new ApiError("VALIDATION_ERROR", 426, "This endpoint speaks WebSocket only.");
+  }
+}
+
+/** `/ws`: the stats channel (open) or, with `type=broadcaster`, the broadcaster channel (admin key header or ticket). */
+async function broadcastSocket(c: Context<{ Bindings: Env }>): Promise<Response> {
+  const config = loadConfig(c.env);
+  const broadcastId = broadcastIdOf(c);
+  expectUpgrade(c);
+  const channel = c.req.query("type") === "broadcaster" ? "broadcaster" : "stats";
+  if (channel === "broadcaster") {
+    const allowed =
+      (await keyMatches(c.req.header("x-api-key"), config.adminKey)) ||
+      (await ticketValid(config.adminKey, c.req.query("ticket"), broadcastId));
+    if (!allowed)
+      throw new ApiError(
+        "UNAUTHORIZED",
+        401,
+        "The broadcaster channel needs the admin key (x-api-key) or a ticket from POST /api/broadcaster/ticket.",
+      );
+  }
+  // Set here, whatever the client sent: the object trusts this header.
+  const headers = new Headers(c.req.raw.headers);
+  headers.set("x-fanout-channel", channel);
+  return c.env.BROADCAST.getByName(broadcastId).fetch(new Request(c.req.raw, { headers }));
+}
+
+/** The viewer socket: presence without heartbeats, live viewer count, live/ended, migrate. */
+async function viewerSocket(c: Context<{ Bindings: Env }>): Promise<Response> {
+  loadConfig(c.env);
+  const broadcastId = broadcastIdOf(c);
+  expectUpgrade(c);
+  const stageArn = c.req.query("stageArn") ?? "";
+  const table = await cachedRoutingTable(c.env, broadcastId);
+  if (!table.stages.some((s) => s.arn === stageArn))
+    throw new ApiError("NOT_FOUND", 404, "That stage is not part of this broadcast.");
+  const response = await c.env.STAGE_SHARD.getByName(stageArn).fetch(c.req.raw);
+  if (response.status === 404)
+    throw new ApiError("NOT_FOUND", 404, "This participant was not admitted to that stage; ask for a token first.");
+  return response;
+}
+
+app.get("/ws", broadcastSocket);
+app.get("/api/broadcasts/:broadcastId/ws", broadcastSocket);
+app.get("/api/viewer/ws", viewerSocket);
+app.get("/api/broadcasts/:broadcastId/viewer/ws", viewerSocket);
+
+// ── the API, at the seed paths and per broadcast ─────────────────────────────
+
+app.route("/api/broadcasts/:broadcastId", apiRoutes());
+app.route("/api", apiRoutes());
+app.all("/api/*", notFound);
+
 export default {
   fetch: app.fetch,
+  async scheduled(_controller, env, ctx) {
+    ctx.waitUntil(
+      reconcileAll(env).then(
+        (r) =>
+          console.log(
+            `reconciled ${r.broadcasts} broadcasts: ${r.orphansDeleted} orphans deleted, ${r.dropped} vanished stages dropped`,
+          ),
+        (error: unknown) => console.error(`reconcile failed: ${(error as Error).message}`),
+      ),
+    );
+  },
 } satisfies ExportedHandler<Env>;

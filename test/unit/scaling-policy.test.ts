@@ -19,7 +19,8 @@ const stage = (arn: string, viewers: number, extra: Partial<StageLoad> = {}): St
   createdAt: old,
   ...extra,
 });
-const origin = (viewers: number, extra: Partial<StageLoad> = {}) => stage("origin", viewers, { role: "origin", ...extra });
+const origin = (viewers: number, extra: Partial<StageLoad> = {}) =>
+  stage("origin", viewers, { role: "origin", ...extra });
 const decide = (stages: StageLoad[], overrides: Partial<ScalingSettings> = {}, live = true) =>
   decideScaling({ now: NOW, live, stages }, { ...settings, ...overrides });
 
@@ -53,7 +54,13 @@ describe("the scaling policy", () => {
   });
 
   it("counts draining stages against the maximum until they are gone", () => {
-    const stages = [origin(100), stage("a", 100), stage("b", 100), stage("c", 100), stage("d", 0, { state: "draining", drainingSince: NOW })];
+    const stages = [
+      origin(100),
+      stage("a", 100),
+      stage("b", 100),
+      stage("c", 100),
+      stage("d", 0, { state: "draining", drainingSince: NOW }),
+    ];
     // d is revived rather than a sixth stage created.
     expect(decide(stages)).toMatchObject({ create: 0, revive: ["d"] });
   });
@@ -94,7 +101,11 @@ describe("the scaling policy", () => {
   });
 
   it("deletes every stage, the origin included, when the broadcast has ended", () => {
-    const decision = decide([origin(5), stage("a", 3), stage("d", 0, { state: "draining" }), stage("x", 0, { state: "deleting" })], {}, false);
+    const decision = decide(
+      [origin(5), stage("a", 3), stage("d", 0, { state: "draining" }), stage("x", 0, { state: "deleting" })],
+      {},
+      false,
+    );
     expect(decision).toEqual({ create: 0, revive: [], drain: [], delete: ["origin", "a", "d"] });
   });
 });

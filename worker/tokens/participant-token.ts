@@ -108,3 +108,11 @@ export function toPem(privateKey: string): string {
   const lines = body.match(/.{1,64}/g) ?? [];
   return `-----BEGIN PRIVATE KEY-----\n${lines.join("\n")}\n-----END PRIVATE KEY-----\n`;
 }
+
+/** Self-signed when a key is configured (SPEC §4), CreateParticipantToken otherwise. */
+export function tokenIssuerFor(
+  config: { tokenKey?: { privateKey: string; keyArn: string } },
+  ivs: IvsClient,
+): TokenIssuer {
+  return config.tokenKey ? { kind: "self-signed", ...config.tokenKey } : { kind: "api", ivs };
+}

@@ -1,0 +1,97 @@
+import { z } from "zod";
+
+/**
+ * Every WebSocket message, defined once for the Worker, the Durable Objects
+ * and the pages (SPEC §8). What clients send is a zod schema, checked at the
+ * socket; what the server sends is a type.
+ */
+
+export type Feed = "replica" | "direct";
+export type StageState = "creating" | "ready" | "draining" | "deleting";
+export type PublishState = "connecting" | "publishing" | "stopped" | "failed";
+
+const StageArn = z.string().regex(/^arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage\/[a-zA-Z0-9-]+$/);
+
+// ── stats channel: GET /ws (seed 003) ─────────────────────────────────────
+
+export const StatsClientMessage = z.object({
+  action: z.enum(["subscribe", "unsubscribe"]),
+  channel: z.literal("stats"),
+});
+export type StatsClientMessage = z.infer<typeof StatsClientMessage>;
+
+export interface StageStats {
+  stageArn: string;
+  stageId: string;
+  role: "origin" | "edge";
+  state: StageState;
+  feed: Feed;
+  viewers: number;
+  capacity: number;
+  publishState: PublishState | null;
+  replication: "none" | "pending" | "active" | "failed";
+  createdAt: string;
+}
+
+export interface PublisherStats {
+  participantId: string;
+  userId: string;
+  stageArn: string;
+  state: PublishState | "idle";
+  since: string;
+}
+
+export interface Stats {
+  broadcastId: string;
+  status: "idle" | "live" | "ended";
+  totalViewers: number;
+  activeStages: number;
+  isPublisherLive: boolean;
+  publisher: PublisherStats | null;
+  stages: StageStats[];
+  startedAt: string | null;
+  endedAt: string | null;
+}
+
+export type StatsServerMessage =
+  | { type: "subscribed"; channel: "stats" }
+  | { type: "unsubscribed"; channel: "stats" }
+  | { type: "stats_update"; data: Stats }
+  | { type: "error"; data: { message: string } };
+
+// ── broadcaster channel: GET /ws?type=broadcaster (seed 004) ──────────────
+
+export const BroadcasterClientMessage = z.discriminatedUnion("type", [
+  z.object({
+    type: z.literal("publish_state"),
+    data: z.object({
+      stageArn: StageArn,
+      state: z.enum(["connecting", "publishing", "stopped", "failed"]),
+      participantId: z.string().max(64).optional(),
+    }),
+  }),
+  z.object({ type: z.literal("end") }),
+]);
+export type BroadcasterClientMessage = z.infer<typeof BroadcasterClientMessage>;
+
+export type BroadcasterServerMessage =
+  | {
+      type: "stage_created";
+      data: { stageArn: string; feed: Feed; token?: string; participantId?: string; timestamp: string };
+    }
+  | { type: "stage_deleted"; data: { stageArn: string; timestamp: string } }
+  | { type: "ended"; data: { timestamp: string } }
+  | { type: "error"; data: { message: string } };
+
+// ── viewer socket, on the viewer's StageShard ─────────────────────────────
+
+/** Sent as plain text; answered `pong` by the runtime without waking the object. */
+export const VIEWER_PING = "ping";
+export const VIEWER_PONG = "pong";
+
+export type ViewerServerMessage =
+  | { type: "welcome"; data: { stageArn: string; viewers: number; live: boolean; state: "ready" | "draining" } }
+  | { type: "viewers"; data: { count: number } }
+  | { type: "live"; data: { live: boolean } }
+  | { type: "migrate"; data: { stageArn?: string } }
+  | { type: "ended" };

@@ -1,0 +1,61 @@
+import { DurableObject } from "cloudflare:workers";
+
+/**
+ * The list of broadcasts: which are live (for the cron to reconcile) and which
+ * ran recently (for the landing page). Written only when a broadcast starts or
+ * ends, so one object serves every deployment size.
+ */
+
+export interface BroadcastEntry {
+  broadcastId: string;
+  status: "live" | "ended";
+  startedAt: string;
+  endedAt: string | null;
+}
+
+export class Directory extends DurableObject<Env> {
+  readonly #sql: SqlStorage;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.#sql = ctx.storage.sql;
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS broadcasts (
+      id TEXT PRIMARY KEY, status TEXT NOT NULL, started_at INTEGER NOT NULL, ended_at INTEGER, updated_at INTEGER NOT NULL
+    )`);
+  }
+
+  record(input: { broadcastId: string; status: "live" | "ended"; startedAt: number; endedAt: number | null }): void {
+    this.#sql.exec(
+      `INSERT INTO broadcasts (id, status, started_at, ended_at, updated_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET status = excluded.status, started_at = excluded.started_at,
+         ended_at = excluded.ended_at, updated_at = excluded.updated_at`,
+      input.broadcastId,
+      input.status,
+      input.startedAt,
+      input.endedAt,
+      Date.now(),
+    );
+  }
+
+  live(): string[] {
+    return this.#sql
+      .exec<{ id: string }>("SELECT id FROM broadcasts WHERE status = 'live'")
+      .toArray()
+      .map((r) => r.id);
+  }
+
+  recent(limit: number): BroadcastEntry[] {
+    return this.#sql
+      .exec<{ id: string; status: "live" | "ended"; started_at: number; ended_at: number | null }>(
+        "SELECT * FROM broadcasts ORDER BY status = 'live' DESC, started_at DESC LIMIT ?",
+        limit,
+      )
+      .toArray()
+      .map((r) => ({
+        broadcastId: r.id,
+        status: r.status,
+        startedAt: new Date(r.started_at).toISOString(),
+        endedAt: r.ended_at ? new Date(r.ended_at).toISOString() : null,
+      }));
+  }
+}

@@ -1,0 +1,18 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { requireAdmin } from "./auth.ts";
+import { adminSecurity, failures, ok, router } from "./router.ts";
+
+export const broadcast = router();
+
+broadcast.openapi(
+  createRoute({
+    method: "post",
+    path: "/broadcast/end",
+    tags: ["broadcast"],
+    summary: "Ends the broadcast: viewers see 'ended' and every stage Fanout created is deleted",
+    security: adminSecurity,
+    middleware: [requireAdmin] as const,
+    responses: { ...ok(z.object({ deleted: z.array(z.string()) }), "ended"), ...failures(401) },
+  }),
+  async (c) => c.json({ success: true as const, data: await c.env.BROADCAST.getByName(c.var.broadcastId).end() }, 200),
+);

@@ -1,0 +1,99 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { issueTicket, requireAdmin } from "./auth.ts";
+import { adminSecurity, failures, jsonBody, ok, router, secondsUntil, unwrap } from "./router.ts";
+import { BroadcasterStage, PublishStateRequest, StageToken, StageTokenRequest } from "./schemas.ts";
+
+export const broadcaster = router();
+
+broadcaster.openapi(
+  createRoute({
+    method: "get",
+    path: "/broadcaster/stages",
+    tags: ["broadcaster"],
+    summary:
+      "Every stage with its viewers and feed; direct-fed stages (and the origin) come with a publish token (seed 004)",
+    security: adminSecurity,
+    middleware: [requireAdmin] as const,
+    responses: {
+      ...ok(z.object({ stages: z.array(BroadcasterStage), total: z.number().int() }), "the stages"),
+      ...failures(401),
+    },
+  }),
+  async (c) => {
+    const broadcast = c.env.BROADCAST.getByName(c.var.broadcastId);
+    const [views, publishTokens] = await Promise.all([broadcast.stages(), broadcast.publisherTokens()]);
+    const tokenOf = new Map(publishTokens.map((t) => [t.stageArn, t.token]));
+    const stages = views
+      .filter((s) => s.state === "ready" || s.state === "draining")
+      .map((s) => ({
+        stageArn: s.stageArn,
+        stageId: s.stageId,
+        token: tokenOf.get(s.stageArn) ?? null,
+        viewerCount: s.viewers,
+        feed: s.feed,
+      }));
+    return c.json({ success: true as const, data: { stages, total: stages.length } }, 200);
+  },
+);
+
+broadcaster.openapi(
+  createRoute({
+    method: "post",
+    path: "/broadcaster/stage-token",
+    tags: ["broadcaster"],
+    summary: "A publish token for one stage of the broadcast",
+    security: adminSecurity,
+    middleware: [requireAdmin] as const,
+    request: jsonBody(StageTokenRequest),
+    responses: { ...ok(StageToken, "the token"), ...failures(400, 401, 404, 502) },
+  }),
+  async (c) => {
+    const { stageArn } = c.req.valid("json");
+    const token = unwrap(await c.env.BROADCAST.getByName(c.var.broadcastId).stageToken({ stageArn }));
+    return c.json(
+      {
+        success: true as const,
+        data: {
+          token: token.token,
+          participantId: token.participantId,
+          expiresIn: secondsUntil(token.expiresAt),
+          expiresAt: token.expiresAt,
+        },
+      },
+      200,
+    );
+  },
+);
+
+broadcaster.openapi(
+  createRoute({
+    method: "post",
+    path: "/broadcaster/ticket",
+    tags: ["broadcaster"],
+    summary:
+      "A one-minute ticket for the broadcaster socket (/ws?type=broadcaster&ticket=...), so the admin key never goes in a URL",
+    security: adminSecurity,
+    middleware: [requireAdmin] as const,
+    responses: { ...ok(z.object({ ticket: z.string(), expiresIn: z.number().int() }), "the ticket"), ...failures(401) },
+  }),
+  async (c) =>
+    c.json({ success: true as const, data: await issueTicket(c.var.config.adminKey, c.var.broadcastId) }, 200),
+);
+
+broadcaster.openapi(
+  createRoute({
+    method: "post",
+    path: "/broadcaster/publish-state",
+    tags: ["broadcaster"],
+    summary: "The publisher's state on a stage, for encoders that do not hold the broadcaster socket (OBS over WHIP)",
+    security: adminSecurity,
+    middleware: [requireAdmin] as const,
+    request: jsonBody(PublishStateRequest),
+    responses: { ...ok(z.object({ stageArn: z.string(), state: z.string() }), "recorded"), ...failures(400, 401, 404) },
+  }),
+  async (c) => {
+    const body = c.req.valid("json");
+    unwrap(await c.env.BROADCAST.getByName(c.var.broadcastId).setPublishState(body));
+    return c.json({ success: true as const, data: body }, 200);
+  },
+);

@@ -1,0 +1,202 @@
+import { z } from "@hono/zod-openapi";
+
+/**
+ * Request and response schemas of the HTTP API (SPEC §7). Routes validate
+ * with them and /api/openapi.json is generated from them.
+ */
+
+export const StageArn = z
+  .string()
+  .regex(/^arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage\/[a-zA-Z0-9-]+$/, "must be an IVS stage ARN")
+  .openapi({ example: "arn:aws:ivs:us-east-1:123456789012:stage/AbCdEf123456" });
+
+export const UserId = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[\w.@:-]+$/, "letters, digits and _ . @ : - only")
+  .openapi({ example: "viewer-42" });
+
+const ParticipantId = z
+  .string()
+  .regex(/^[a-zA-Z0-9_-]{1,64}$/)
+  .openapi({ example: "hV3xkQ9aLm2P" });
+
+export const ErrorSchema = z
+  .object({
+    success: z.literal(false),
+    error: z.object({
+      code: z.enum([
+        "VALIDATION_ERROR",
+        "UNAUTHORIZED",
+        "NOT_FOUND",
+        "RATE_LIMITED",
+        "STAGE_FULL",
+        "TOKEN_GENERATION_FAILED",
+        "INTERNAL_ERROR",
+      ]),
+      message: z.string(),
+      details: z.record(z.string(), z.unknown()).optional(),
+    }),
+  })
+  .openapi("Error");
+
+export const envelope = <T extends z.ZodType>(data: T) => z.object({ success: z.literal(true), data });
+
+// ── requests ────────────────────────────────────────────────────────────────
+
+export const ViewerTokenRequest = z
+  .object({ userId: UserId, stageArn: StageArn.optional() })
+  .openapi("ViewerTokenRequest");
+export const PublisherTokenRequest = z.object({ userId: UserId }).openapi("PublisherTokenRequest");
+export const StageTokenRequest = z.object({ stageArn: StageArn }).openapi("StageTokenRequest");
+export const PresenceRequest = z
+  .object({ userId: UserId, stageArn: StageArn, participantId: ParticipantId.optional() })
+  .openapi("PresenceRequest");
+export const RejoinRequest = z
+  .object({ userId: UserId, stageArn: StageArn, participantId: ParticipantId })
+  .openapi("RejoinRequest");
+export const StageUpdateRequest = z.object({ state: z.enum(["ready", "draining"]) }).openapi("StageUpdateRequest");
+export const PublishStateRequest = z
+  .object({ stageArn: StageArn, state: z.enum(["connecting", "publishing", "stopped", "failed"]) })
+  .openapi("PublishStateRequest");
+
+/** A stage in a path: the full ARN (URL-encoded) or just its id. */
+export const StageParam = z.object({
+  stageArn: z
+    .string()
+    .regex(/^(arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage\/)?[a-zA-Z0-9-]+$/, "must be a stage ARN or stage id")
+    .openapi({ param: { name: "stageArn", in: "path" }, example: "AbCdEf123456" }),
+});
+
+// ── responses ───────────────────────────────────────────────────────────────
+
+const Capability = z.enum(["PUBLISH", "SUBSCRIBE"]);
+
+export const ViewerToken = z
+  .object({
+    token: z.string(),
+    participantId: z.string(),
+    stageArn: z.string(),
+    userId: z.string(),
+    capabilities: z.array(Capability),
+    expiresIn: z.number().int().openapi({ description: "seconds" }),
+    expiresAt: z.string(),
+    currentViewers: z.number().int(),
+    heartbeatIntervalSeconds: z.number().int(),
+  })
+  .openapi("ViewerToken");
+
+export const PublisherToken = z
+  .object({
+    token: z.string(),
+    participantId: z.string(),
+    stageArn: z.string(),
+    userId: z.string(),
+    capabilities: z.array(Capability),
+    expiresIn: z.number().int(),
+    expiresAt: z.string(),
+    whipEndpoint: z.string(),
+  })
+  .openapi("PublisherToken");
+
+export const StageToken = z
+  .object({ token: z.string(), participantId: z.string(), expiresIn: z.number().int(), expiresAt: z.string() })
+  .openapi("StageToken");
+
+const Feed = z.enum(["replica", "direct"]);
+
+export const StageView = z
+  .object({
+    stageArn: z.string(),
+    stageId: z.string(),
+    role: z.enum(["origin", "edge"]),
+    state: z.enum(["creating", "ready", "draining", "deleting"]),
+    feed: Feed,
+    viewers: z.number().int(),
+    capacity: z.number().int(),
+    publishState: z.enum(["connecting", "publishing", "stopped", "failed"]).nullable(),
+    replication: z.enum(["none", "pending", "active", "failed"]),
+    replicationError: z.string().nullable(),
+    endpoints: z.object({ events: z.string(), whip: z.string() }),
+    createdAt: z.string(),
+    drainingSince: z.string().nullable(),
+  })
+  .openapi("Stage");
+
+export const BroadcasterStage = z
+  .object({
+    stageArn: z.string(),
+    stageId: z.string(),
+    token: z.string().nullable(),
+    viewerCount: z.number().int(),
+    feed: Feed,
+  })
+  .openapi("BroadcasterStage");
+
+export const Viewer = z
+  .object({
+    participantId: z.string(),
+    userId: z.string(),
+    joinedAt: z.string(),
+    lastSeen: z.string(),
+    connected: z.boolean(),
+  })
+  .openapi("Viewer");
+
+export const Presence = z
+  .object({
+    userId: z.string(),
+    stageArn: z.string(),
+    viewers: z.number().int(),
+    state: z.enum(["ready", "draining", "closed"]),
+    migrateTo: z.string().optional(),
+    nextHeartbeatSeconds: z.number().int(),
+  })
+  .openapi("Presence");
+
+const PublisherStats = z.object({
+  participantId: z.string(),
+  userId: z.string(),
+  stageArn: z.string(),
+  state: z.enum(["idle", "connecting", "publishing", "stopped", "failed"]),
+  since: z.string(),
+});
+
+export const Stats = z
+  .object({
+    broadcastId: z.string(),
+    status: z.enum(["idle", "live", "ended"]),
+    totalViewers: z.number().int(),
+    activeStages: z.number().int(),
+    isPublisherLive: z.boolean(),
+    publisher: PublisherStats.nullable(),
+    stages: z.array(
+      z.object({
+        stageArn: z.string(),
+        stageId: z.string(),
+        role: z.enum(["origin", "edge"]),
+        state: z.enum(["creating", "ready", "draining", "deleting"]),
+        feed: Feed,
+        viewers: z.number().int(),
+        capacity: z.number().int(),
+        publishState: z.enum(["connecting", "publishing", "stopped", "failed"]).nullable(),
+        replication: z.enum(["none", "pending", "active", "failed"]),
+        createdAt: z.string(),
+      }),
+    ),
+    startedAt: z.string().nullable(),
+    endedAt: z.string().nullable(),
+  })
+  .openapi("Stats");
+
+export const Session = z
+  .object({
+    participantId: z.string(),
+    stageArn: z.string(),
+    joinedAt: z.string(),
+    leftAt: z.string(),
+    durationSeconds: z.number().int(),
+    reason: z.string(),
+  })
+  .openapi("ViewingSession");

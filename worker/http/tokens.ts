@@ -1,0 +1,108 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { joinAsViewer } from "../join/join.ts";
+import { requireAdmin, requireViewerAccess } from "./auth.ts";
+import { rateLimit } from "./rate-limit.ts";
+import { adminSecurity, failures, jsonBody, ok, router, secondsUntil, unwrap } from "./router.ts";
+import { PublisherToken, PublisherTokenRequest, ViewerToken, ViewerTokenRequest } from "./schemas.ts";
+
+export const tokens = router();
+
+tokens.openapi(
+  createRoute({
+    method: "post",
+    path: "/token/viewer",
+    tags: ["tokens"],
+    summary: "A viewer joins: a stage is chosen by load (or the one given) and a SUBSCRIBE token minted",
+    middleware: [requireViewerAccess, rateLimit("JOIN_LIMITER")] as const,
+    request: jsonBody(ViewerTokenRequest),
+    responses: { ...ok(ViewerToken, "the viewer's token and stage"), ...failures(400, 401, 404, 429, 502, 503) },
+  }),
+  async (c) => {
+    const { userId, stageArn } = c.req.valid("json");
+    const joined = await joinAsViewer(c.env, c.var.config, { broadcastId: c.var.broadcastId, userId, stageArn }, (p) =>
+      c.executionCtx.waitUntil(p),
+    );
+    return c.json(
+      {
+        success: true as const,
+        data: {
+          token: joined.token.token,
+          participantId: joined.token.participantId,
+          stageArn: joined.stageArn,
+          userId,
+          capabilities: joined.token.capabilities,
+          expiresIn: secondsUntil(joined.token.expiresAt),
+          expiresAt: joined.token.expiresAt,
+          currentViewers: joined.viewers,
+          heartbeatIntervalSeconds: c.var.config.presence.heartbeatIntervalMs / 1000,
+        },
+      },
+      200,
+    );
+  },
+);
+
+tokens.openapi(
+  createRoute({
+    method: "post",
+    path: "/token/publisher",
+    tags: ["tokens"],
+    summary: "The broadcaster's token for the origin stage (created on first use); starts the broadcast",
+    security: adminSecurity,
+    middleware: [requireAdmin] as const,
+    request: jsonBody(PublisherTokenRequest),
+    responses: { ...ok(PublisherToken, "the publisher token"), ...failures(400, 401, 502) },
+  }),
+  async (c) => {
+    const { userId } = c.req.valid("json");
+    const grant = unwrap(await c.env.BROADCAST.getByName(c.var.broadcastId).publisherToken({ userId }));
+    return c.json(
+      {
+        success: true as const,
+        data: {
+          token: grant.token,
+          participantId: grant.participantId,
+          stageArn: grant.stageArn,
+          userId,
+          capabilities: grant.capabilities,
+          expiresIn: secondsUntil(grant.expiresAt),
+          expiresAt: grant.expiresAt,
+          whipEndpoint: grant.whipEndpoint,
+        },
+      },
+      200,
+    );
+  },
+);
+
+tokens.openapi(
+  createRoute({
+    method: "post",
+    path: "/token/publisher-all",
+    tags: ["tokens"],
+    summary:
+      "Publish tokens for every stage the studio publishes to itself: the origin and direct-fed stages (seed 002)",
+    security: adminSecurity,
+    middleware: [requireAdmin] as const,
+    responses: {
+      ...ok(
+        z.object({
+          tokens: z.array(
+            z.object({
+              stageArn: z.string(),
+              token: z.string(),
+              participantId: z.string(),
+              feed: z.enum(["replica", "direct"]),
+            }),
+          ),
+        }),
+        "one token per stage",
+      ),
+      ...failures(401, 502),
+    },
+  }),
+  async (c) => {
+    const list = await c.env.BROADCAST.getByName(c.var.broadcastId).publisherTokens();
+    return c.json({ success: true as const, data: { tokens: list } }, 200);
+  },
+);

@@ -1,0 +1,120 @@
+import type { RoutingStage } from "../broadcast/broadcast.ts";
+import type { Config } from "../config.ts";
+import { ApiError } from "../errors.ts";
+import { IvsClient } from "../ivs/client.ts";
+import { IvsError } from "../ivs/error.ts";
+import { issueParticipantToken, tokenIssuerFor, type IssuedToken } from "../tokens/participant-token.ts";
+import { chooseStage } from "./choose-stage.ts";
+import { cachedRoutingTable, forgetRoutingTable } from "./routing-cache.ts";
+
+/**
+ * A viewer joins (SPEC §3): the routing table from the per-isolate cache, a
+ * stage by power-of-two-choices among ready stages, admission at that stage's
+ * shard (a full shard refuses; another stage is tried), and the token minted
+ * here. No AWS call with self-signed tokens, and no write to the Broadcast DO.
+ * When every stage is full the broadcast is asked for capacity, and the join
+ * waits a few seconds for a stage being created before it answers STAGE_FULL.
+ */
+
+export interface Joined {
+  token: IssuedToken;
+  stageArn: string;
+  viewers: number;
+}
+
+const WAIT_FOR_CAPACITY_MS = 8_000;
+const RETRY_AFTER_SECONDS = 5;
+
+export async function joinAsViewer(
+  env: Env,
+  config: Config,
+  input: { broadcastId: string; userId: string; stageArn?: string },
+  waitUntil: (promise: Promise<unknown>) => void,
+): Promise<Joined> {
+  const deadline = Date.now() + WAIT_FOR_CAPACITY_MS;
+  const issuer = tokenIssuerFor(config, new IvsClient(config.ivs));
+  let askedForCapacity = false;
+  for (;;) {
+    const table = await cachedRoutingTable(env, input.broadcastId);
+    if (table.status !== "live" || table.stages.length === 0) {
+      throw new ApiError("NOT_FOUND", 404, "The broadcast has not started yet.", {
+        details: { broadcastId: input.broadcastId },
+      });
+    }
+    let candidates = table.stages.filter((s) => s.state === "ready");
+    if (input.stageArn) {
+      if (!table.stages.some((s) => s.arn === input.stageArn)) {
+        throw new ApiError("NOT_FOUND", 404, `Stage ${input.stageArn} is not part of this broadcast.`);
+      }
+      candidates = candidates.filter((s) => s.arn === input.stageArn);
+    }
+    for (let stage = chooseStage(candidates); stage; stage = chooseStage(candidates)) {
+      const token = await mint(issuer, stage, config, input.userId);
+      const admission = await env.STAGE_SHARD.getByName(stage.arn).admit({
+        participantId: token.participantId,
+        userId: input.userId,
+      });
+      if (admission.admitted) {
+        stage.viewers = admission.viewers;
+        return { token, stageArn: stage.arn, viewers: admission.viewers };
+      }
+      // Full or draining: mark it so in this isolate's copy and try another.
+      stage.viewers = stage.capacity;
+      candidates = candidates.filter((c) => c !== stage);
+    }
+    if (input.stageArn) {
+      throw new ApiError("STAGE_FULL", 503, "That stage is full.", { retryAfter: RETRY_AFTER_SECONDS });
+    }
+    if (!table.canGrow && table.creating === 0) {
+      throw new ApiError("STAGE_FULL", 503, "Every stage is full and no more can be added now.", {
+        retryAfter: RETRY_AFTER_SECONDS,
+      });
+    }
+    if (!askedForCapacity) {
+      askedForCapacity = true;
+      waitUntil(env.BROADCAST.getByName(input.broadcastId).requestCapacity());
+    }
+    if (Date.now() >= deadline) {
+      throw new ApiError("STAGE_FULL", 503, "Every stage is full; a new one is on its way.", {
+        retryAfter: RETRY_AFTER_SECONDS,
+      });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    forgetRoutingTable(input.broadcastId);
+  }
+}
+
+async function mint(
+  issuer: ReturnType<typeof tokenIssuerFor>,
+  stage: RoutingStage,
+  config: Config,
+  userId: string,
+): Promise<IssuedToken> {
+  try {
+    return await issueParticipantToken(issuer, {
+      stage: { arn: stage.arn, endpoints: stage.endpoints },
+      capabilities: ["SUBSCRIBE"],
+      durationMinutes: config.tokenMinutes.viewer,
+      userId,
+    });
+  } catch (error) {
+    throw tokenError(error);
+  }
+}
+
+/** IVS refusing a token is the caller's TOKEN_GENERATION_FAILED; throttling says when to come back. */
+export function tokenError(error: unknown): ApiError {
+  if (error instanceof IvsError) {
+    const throttled = error.kind === "throttled" || error.kind === "quota";
+    return new ApiError(
+      "TOKEN_GENERATION_FAILED",
+      throttled ? 503 : 502,
+      `IVS could not issue a token (${error.type}).`,
+      {
+        cause: error,
+        ...(throttled && { retryAfter: 2 }),
+      },
+    );
+  }
+  return new ApiError("TOKEN_GENERATION_FAILED", 500, "The token could not be signed.", { cause: error });
+}

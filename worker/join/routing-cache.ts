@@ -1,0 +1,32 @@
+import type { RoutingTable } from "../broadcast/broadcast.ts";
+
+/**
+ * The join path's copy of a broadcast's routing table, per isolate, for about
+ * a second: a flash crowd asks the Broadcast DO about once a second per
+ * isolate instead of once per join. Admissions made here in the meantime are
+ * counted into the copy, so this isolate does not keep picking the stage it
+ * just filled.
+ */
+
+const MAX_AGE_MS = 1000;
+
+interface Entry {
+  at: number;
+  table: Promise<RoutingTable>;
+}
+
+const entries = new Map<string, Entry>();
+
+export function cachedRoutingTable(env: Env, broadcastId: string, now = Date.now()): Promise<RoutingTable> {
+  const entry = entries.get(broadcastId);
+  if (entry && now - entry.at < MAX_AGE_MS) return entry.table;
+  const table = env.BROADCAST.getByName(broadcastId).routingTable();
+  entries.set(broadcastId, { at: now, table });
+  // A failed read is not cached.
+  table.catch(() => entries.delete(broadcastId));
+  return table;
+}
+
+export function forgetRoutingTable(broadcastId: string): void {
+  entries.delete(broadcastId);
+}

@@ -1,0 +1,414 @@
+import { DurableObject } from "cloudflare:workers";
+import { VIEWER_PING, VIEWER_PONG, type ViewerServerMessage } from "../../protocol/messages.ts";
+import { loadConfig, type Config } from "../config.ts";
+import type { EndedSession, LoadReply } from "../broadcast/broadcast.ts";
+
+/**
+ * The viewers of one stage (SPEC §3): admission against capacity, viewer
+ * sessions, HTTP heartbeats, viewer WebSockets (Hibernation API: presence
+ * with no periodic requests), the sweep of silent viewers, and load reports
+ * to the broadcast, coalesced to at most one a second (at once when the stage
+ * crosses a threshold). One object per stage, addressed by the stage ARN, so
+ * no object sees every join or every heartbeat of a broadcast.
+ */
+
+export type Admission =
+  | { admitted: true; viewers: number; capacity: number }
+  | { admitted: false; reason: "full" | "draining" | "closed" | "unknown"; viewers: number };
+
+export interface ViewerSession {
+  participantId: string;
+  userId: string;
+  joinedAt: string;
+  lastSeen: string;
+  connected: boolean;
+}
+
+export interface HeartbeatReply {
+  found: boolean;
+  viewers: number;
+  state: ShardState;
+  /** Set while the stage drains: where the viewer should go. */
+  migrateTo?: string;
+}
+
+type ShardState = "ready" | "draining" | "closed";
+
+const REPORT_INTERVAL_MS = 1000;
+
+export class StageShard extends DurableObject<Env> {
+  readonly #sql: SqlStorage;
+  #config: Config | undefined;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.#sql = ctx.storage.sql;
+    this.#sql.exec(`
+      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS viewers (
+        participant_id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        joined_at INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL,
+        connected INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE INDEX IF NOT EXISTS viewers_by_user ON viewers (user_id);
+      CREATE TABLE IF NOT EXISTS ended (
+        participant_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        joined_at INTEGER NOT NULL,
+        left_at INTEGER NOT NULL,
+        reason TEXT NOT NULL
+      );
+    `);
+    // Viewers ping to keep their socket alive; the runtime answers without waking this object.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(VIEWER_PING, VIEWER_PONG));
+  }
+
+  get #cfg(): Config {
+    this.#config ??= loadConfig(this.env);
+    return this.#config;
+  }
+
+  // ── set up by the broadcast ──────────────────────────────────────────────
+
+  init(input: { broadcastId: string; stageArn: string; live: boolean }): void {
+    this.#set("broadcast_id", input.broadcastId);
+    this.#set("stage_arn", input.stageArn);
+    if (!this.#get("state")) this.#set("state", "ready");
+    this.#set("live", input.live ? "1" : "0");
+  }
+
+  // ── the join path ────────────────────────────────────────────────────────
+
+  admit(input: { participantId: string; userId: string }): Admission {
+    const state = this.#state();
+    const viewers = this.#count();
+    if (!this.#get("stage_arn")) return { admitted: false, reason: "unknown", viewers };
+    if (state !== "ready") return { admitted: false, reason: state, viewers };
+    const capacity = this.#cfg.scaling.capacity;
+    if (viewers >= capacity) return { admitted: false, reason: "full", viewers };
+    const now = Date.now();
+    this.#sql.exec(
+      `INSERT INTO viewers (participant_id, user_id, joined_at, last_seen) VALUES (?, ?, ?, ?)
+       ON CONFLICT (participant_id) DO UPDATE SET last_seen = excluded.last_seen`,
+      input.participantId,
+      input.userId,
+      now,
+      now,
+    );
+    this.#changed(viewers, viewers + 1);
+    return { admitted: true, viewers: viewers + 1, capacity };
+  }
+
+  // ── presence over HTTP (seed 003) ────────────────────────────────────────
+
+  heartbeat(input: { userId: string; participantId?: string }): HeartbeatReply {
+    const now = Date.now();
+    const cursor = input.participantId
+      ? this.#sql.exec(
+          "UPDATE viewers SET last_seen = ? WHERE participant_id = ? AND user_id = ?",
+          now,
+          input.participantId,
+          input.userId,
+        )
+      : this.#sql.exec("UPDATE viewers SET last_seen = ? WHERE user_id = ?", now, input.userId);
+    this.#armSweep();
+    const state = this.#state();
+    return {
+      found: cursor.rowsWritten > 0,
+      viewers: this.#count(),
+      state,
+      ...(state === "draining" && this.#get("migrate_to") && { migrateTo: this.#get("migrate_to")! }),
+    };
+  }
+
+  leave(input: { userId: string; participantId?: string }): { removed: number } {
+    const rows = this.#sql
+      .exec<{ participant_id: string }>(
+        input.participantId
+          ? "SELECT participant_id FROM viewers WHERE user_id = ? AND participant_id = ?"
+          : "SELECT participant_id FROM viewers WHERE user_id = ?",
+        ...(input.participantId ? [input.userId, input.participantId] : [input.userId]),
+      )
+      .toArray();
+    for (const row of rows) this.#end(row.participant_id, "left");
+    return { removed: rows.length };
+  }
+
+  /** A viewer back after a blip, with the participant id it had: admitted again if it was swept meanwhile. */
+  rejoin(input: { userId: string; participantId: string }): Admission {
+    const existing = this.#sql.exec("SELECT 1 FROM viewers WHERE participant_id = ?", input.participantId).toArray();
+    if (existing.length > 0) {
+      this.#sql.exec("UPDATE viewers SET last_seen = ? WHERE participant_id = ?", Date.now(), input.participantId);
+      return { admitted: true, viewers: this.#count(), capacity: this.#cfg.scaling.capacity };
+    }
+    return this.admit(input);
+  }
+
+  viewers(): ViewerSession[] {
+    return this.#sql
+      .exec<{ participant_id: string; user_id: string; joined_at: number; last_seen: number; connected: number }>(
+        "SELECT * FROM viewers ORDER BY joined_at",
+      )
+      .toArray()
+      .map((r) => ({
+        participantId: r.participant_id,
+        userId: r.user_id,
+        joinedAt: new Date(r.joined_at).toISOString(),
+        lastSeen: new Date(r.last_seen).toISOString(),
+        connected: r.connected === 1,
+      }));
+  }
+
+  // ── told by the broadcast ────────────────────────────────────────────────
+
+  drain(input: { migrateTo?: string }): void {
+    if (this.#state() === "closed") return;
+    this.#set("state", "draining");
+    if (input.migrateTo) this.#set("migrate_to", input.migrateTo);
+    this.#sendAll({ type: "migrate", data: { ...(input.migrateTo && { stageArn: input.migrateTo }) } });
+    this.#report(true);
+  }
+
+  revive(): void {
+    if (this.#state() !== "draining") return;
+    this.#set("state", "ready");
+    this.#sql.exec("DELETE FROM meta WHERE key = 'migrate_to'");
+    this.#report(true);
+  }
+
+  /** The stage is going away: viewers are told the broadcast ended (or to move), and every session ends. */
+  close(input: { ended: boolean; migrateTo?: string }): void {
+    this.#set("state", "closed");
+    const message: ViewerServerMessage = input.ended
+      ? { type: "ended" }
+      : { type: "migrate", data: { ...(input.migrateTo && { stageArn: input.migrateTo }) } };
+    for (const ws of this.ctx.getWebSockets()) {
+      this.#send(ws, message);
+      ws.close(1000, input.ended ? "broadcast ended" : "stage closed");
+    }
+    const rows = this.#sql.exec<{ participant_id: string }>("SELECT participant_id FROM viewers").toArray();
+    for (const row of rows) this.#end(row.participant_id, input.ended ? "ended" : "stage_closed");
+    this.#report(true);
+  }
+
+  setAudience(input: { total: number; live: boolean }): void {
+    const wasLive = this.#get("live") === "1";
+    if (String(input.total) !== this.#get("audience")) {
+      this.#set("audience", String(input.total));
+      this.#sendAll({ type: "viewers", data: { count: input.total } });
+    }
+    if (wasLive !== input.live) {
+      this.#set("live", input.live ? "1" : "0");
+      this.#sendAll({ type: "live", data: { live: input.live } });
+    }
+  }
+
+  // ── viewer sockets (Hibernation API) ─────────────────────────────────────
+
+  override async fetch(request: Request): Promise<Response> {
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket")
+      return new Response("expected a WebSocket", { status: 426 });
+    const url = new URL(request.url);
+    const participantId = url.searchParams.get("participantId") ?? "";
+    const row = this.#sql
+      .exec<{ user_id: string }>("SELECT user_id FROM viewers WHERE participant_id = ?", participantId)
+      .toArray()[0];
+    if (!row) return new Response("not admitted to this stage", { status: 404 });
+    const { 0: client, 1: server } = new WebSocketPair();
+    this.ctx.acceptWebSocket(server, [participantId]);
+    server.serializeAttachment({ participantId });
+    this.#sql.exec(
+      "UPDATE viewers SET connected = 1, last_seen = ? WHERE participant_id = ?",
+      Date.now(),
+      participantId,
+    );
+    const state = this.#state();
+    this.#send(server, {
+      type: "welcome",
+      data: {
+        stageArn: this.#get("stage_arn") ?? "",
+        viewers: Number(this.#get("audience") ?? this.#count()),
+        live: this.#get("live") === "1",
+        state: state === "draining" ? "draining" : "ready",
+      },
+    });
+    if (state === "draining")
+      this.#send(server, {
+        type: "migrate",
+        data: { ...(this.#get("migrate_to") && { stageArn: this.#get("migrate_to")! }) },
+      });
+    this.#armSweep();
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  override webSocketMessage(): void {
+    // Viewers only ping (answered by the auto-response); anything else is ignored, never fatal.
+  }
+
+  override webSocketClose(ws: WebSocket, code: number): void {
+    const { participantId } = ws.deserializeAttachment() as { participantId: string };
+    this.#end(participantId, "left");
+    // Complete the closing handshake, or the client sees 1006.
+    try {
+      ws.close(code === 1005 || code === 1006 ? 1000 : code, "bye");
+    } catch (error) {
+      if (!(error instanceof TypeError)) throw error;
+    }
+  }
+
+  override webSocketError(ws: WebSocket): void {
+    const { participantId } = ws.deserializeAttachment() as { participantId: string };
+    this.#end(participantId, "left");
+  }
+
+  // ── sweep and reports ────────────────────────────────────────────────────
+
+  override async alarm(): Promise<void> {
+    const now = Date.now();
+    const ttl = this.#cfg.presence.viewerTtlMs;
+    // A socket is presence enough while it pings; an HTTP viewer must heartbeat.
+    for (const ws of this.ctx.getWebSockets()) {
+      const pinged = this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0;
+      const { participantId } = ws.deserializeAttachment() as { participantId: string };
+      if (pinged > 0)
+        this.#sql.exec(
+          "UPDATE viewers SET last_seen = MAX(last_seen, ?) WHERE participant_id = ?",
+          pinged,
+          participantId,
+        );
+    }
+    const stale = this.#sql
+      .exec<{ participant_id: string }>("SELECT participant_id FROM viewers WHERE last_seen < ?", now - ttl)
+      .toArray();
+    for (const row of stale) {
+      for (const ws of this.ctx.getWebSockets(row.participant_id)) ws.close(4408, "presence timed out");
+      this.#end(row.participant_id, "timeout");
+    }
+    if (this.#get("dirty") === "1") await this.#flush();
+    this.#armSweep();
+  }
+
+  #end(participantId: string, reason: string): void {
+    const row = this.#sql
+      .exec<{ user_id: string; joined_at: number }>(
+        "SELECT user_id, joined_at FROM viewers WHERE participant_id = ?",
+        participantId,
+      )
+      .toArray()[0];
+    if (!row) return;
+    const before = this.#count();
+    this.#sql.exec("DELETE FROM viewers WHERE participant_id = ?", participantId);
+    this.#sql.exec(
+      "INSERT INTO ended (participant_id, user_id, joined_at, left_at, reason) VALUES (?, ?, ?, ?, ?)",
+      participantId,
+      row.user_id,
+      row.joined_at,
+      Date.now(),
+      reason,
+    );
+    this.#changed(before, before - 1);
+  }
+
+  /** A report goes at once when the stage crosses a threshold the broadcast scales on; otherwise at most once a second. */
+  #changed(before: number, after: number): void {
+    const { capacity, scaleUpAt } = this.#cfg.scaling;
+    const mark = capacity * scaleUpAt;
+    const crossed = before < mark !== after < mark || after >= capacity || before >= capacity || after === 0;
+    this.#report(crossed);
+  }
+
+  #report(urgent: boolean): void {
+    this.#set("dirty", "1");
+    const last = Number(this.#get("reported_at") ?? 0);
+    const at = urgent ? Date.now() : Math.max(Date.now(), last + REPORT_INTERVAL_MS);
+    this.#armAt(at);
+  }
+
+  async #flush(): Promise<void> {
+    const broadcastId = this.#get("broadcast_id");
+    const stageArn = this.#get("stage_arn");
+    if (!broadcastId || !stageArn) return;
+    const ended = this.#sql
+      .exec<{
+        rowid: number;
+        participant_id: string;
+        user_id: string;
+        joined_at: number;
+        left_at: number;
+        reason: string;
+      }>("SELECT rowid, * FROM ended ORDER BY rowid LIMIT 500")
+      .toArray();
+    this.#set("dirty", "0");
+    this.#set("reported_at", String(Date.now()));
+    const sessions: EndedSession[] = ended.map((e) => ({
+      participantId: e.participant_id,
+      userId: e.user_id,
+      joinedAt: e.joined_at,
+      leftAt: e.left_at,
+      reason: e.reason,
+    }));
+    let reply: LoadReply;
+    try {
+      reply = await this.env.BROADCAST.getByName(broadcastId).reportLoad({
+        stageArn,
+        viewers: this.#count(),
+        ended: sessions,
+      });
+    } catch (error) {
+      // Try again shortly; the sessions stay in the outbox until a report is taken.
+      console.error(`load report for ${stageArn} failed: ${(error as Error).message}`);
+      this.#report(false);
+      return;
+    }
+    if (ended.length > 0) this.#sql.exec("DELETE FROM ended WHERE rowid <= ?", ended.at(-1)!.rowid);
+    if (ended.length === 500) this.#report(false);
+    this.setAudience({ total: reply.totalViewers, live: reply.live });
+  }
+
+  #armSweep(): void {
+    if (this.#count() === 0 && this.#get("dirty") !== "1") return;
+    this.#armAt(Date.now() + this.#cfg.presence.viewerTtlMs / 2);
+  }
+
+  #armAt(at: number): void {
+    // Alarms are one per object: keep whichever is due first.
+    void this.ctx.storage.getAlarm().then((current) => {
+      if (current === null || current > at) return this.ctx.storage.setAlarm(at);
+    });
+  }
+
+  #count(): number {
+    return this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM viewers").one().n;
+  }
+
+  #state(): ShardState {
+    return (this.#get("state") as ShardState | undefined) ?? "ready";
+  }
+
+  #get(key: string): string | undefined {
+    return this.#sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray()[0]?.value;
+  }
+
+  #set(key: string, value: string): void {
+    this.#sql.exec(
+      "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+      key,
+      value,
+    );
+  }
+
+  #send(ws: WebSocket, message: ViewerServerMessage): void {
+    try {
+      ws.send(JSON.stringify(message));
+    } catch (error) {
+      // A socket closing under us is not this object's failure.
+      if (!(error instanceof TypeError)) throw error;
+    }
+  }
+
+  #sendAll(message: ViewerServerMessage): void {
+    for (const ws of this.ctx.getWebSockets()) this.#send(ws, message);
+  }
+}
