@@ -2,8 +2,7 @@ import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 import { LOCAL_CREDENTIALS } from "./emulator/credentials.ts";
 
-/** The admin key the Worker tests use (a test value, never a real one). */
-export const TEST_ADMIN_KEY = "test-admin-key-0123456789abcdef";
+import { TEST_ADMIN_KEY } from "./test/support/test-keys.ts";
 
 export default defineConfig({
   test: {

@@ -1,0 +1,123 @@
+import { SELF, env } from "cloudflare:test";
+import { expect, vi } from "vitest";
+import { TEST_ADMIN_KEY } from "../support/test-keys.ts";
+
+/** Helpers for the control-plane tests: a fresh broadcast each, the API as a client calls it. */
+
+export const ADMIN = TEST_ADMIN_KEY;
+export const ORIGIN = "https://fanout.test";
+
+export function newBroadcastId(): string {
+  return `t-${crypto.randomUUID().slice(0, 12)}`;
+}
+
+export interface Answer<T = Record<string, unknown>> {
+  status: number;
+  headers: Headers;
+  body: { success: true; data: T } | { success: false; error: { code: string; message: string; details?: Record<string, unknown> } };
+}
+
+export async function call<T = Record<string, unknown>>(
+  path: string,
+  init: { method?: string; body?: unknown; key?: string | null; raw?: string } = {},
+): Promise<Answer<T>> {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (init.key !== null) headers["x-api-key"] = init.key ?? ADMIN;
+  const response = await SELF.fetch(`${ORIGIN}${path}`, {
+    method: init.method ?? (init.body !== undefined || init.raw !== undefined ? "POST" : "GET"),
+    headers,
+    body: init.raw ?? (init.body === undefined ? undefined : JSON.stringify(init.body)),
+  });
+  return { status: response.status, headers: response.headers, body: (await response.json()) as Answer<T>["body"] };
+}
+
+/** The data of a successful answer; fails the test with the error otherwise. */
+export function data<T>(answer: Answer<T>): T {
+  expect(answer.body, JSON.stringify(answer.body)).toMatchObject({ success: true });
+  return (answer.body as { data: T }).data;
+}
+
+export const api = (broadcastId: string, path: string) => `/api/broadcasts/${broadcastId}${path}`;
+
+export interface Socket {
+  ws: WebSocket;
+  messages: { type: string; data?: Record<string, unknown> }[];
+  next(type: string, timeout?: number): Promise<{ type: string; data?: Record<string, unknown> }>;
+  close(): void;
+}
+
+/** Opens a WebSocket through the Worker, as a browser or integrator would. */
+export async function socket(path: string, headers: Record<string, string> = {}): Promise<Socket> {
+  const response = await SELF.fetch(`${ORIGIN}${path}`, { headers: { Upgrade: "websocket", ...headers } });
+  if (response.status !== 101) throw new Error(`expected a WebSocket, got ${response.status}: ${await response.text()}`);
+  return accept(response.webSocket!);
+}
+
+export function accept(ws: WebSocket): Socket {
+  ws.accept();
+  const messages: Socket["messages"] = [];
+  ws.addEventListener("message", (event) => {
+    const text = typeof event.data === "string" ? event.data : new TextDecoder().decode(event.data as ArrayBuffer);
+    try {
+      messages.push(JSON.parse(text) as Socket["messages"][number]);
+    } catch {
+      messages.push({ type: text });
+    }
+  });
+  let seen = 0;
+  return {
+    ws,
+    messages,
+    async next(type, timeout = 5000) {
+      return vi.waitFor(
+        () => {
+          const index = messages.findIndex((m, i) => i >= seen && m.type === type);
+          if (index < 0) throw new Error(`no ${type} yet; got ${messages.map((m) => m.type).join(", ")}`);
+          seen = index + 1;
+          return messages[index]!;
+        },
+        { timeout, interval: 50 },
+      );
+    },
+    close: () => ws.close(1000, "done"),
+  };
+}
+
+/** A publisher connected to its stage's events endpoint at the emulator, publishing when told. */
+export async function connectPublisher(token: string): Promise<Socket & { publish(): Promise<void> }> {
+  const { decodeJwt } = await import("jose");
+  const eventsUrl = String(decodeJwt(token).events_url);
+  const response = await fetch(eventsUrl.replace(/^ws/, "http"), { headers: { Upgrade: "websocket" } });
+  const sock = accept(response.webSocket!);
+  sock.ws.send(JSON.stringify({ type: "join", token }));
+  await sock.next("joined");
+  return {
+    ...sock,
+    async publish() {
+      sock.ws.send(JSON.stringify({ type: "publish" }));
+      await sock.next("published");
+    },
+  };
+}
+
+/** The emulator's control API and signed IVS calls, for assertions about what IVS has. */
+export const emulator = {
+  url: () => env.IVS_ENDPOINT,
+  async faults(faults: object) {
+    const response = await fetch(`${env.IVS_ENDPOINT}/_emulator/faults`, { method: "PUT", body: JSON.stringify(faults) });
+    expect(response.ok).toBe(true);
+  },
+  async clearFaults() {
+    await fetch(`${env.IVS_ENDPOINT}/_emulator/faults`, { method: "DELETE" });
+  },
+  async state(): Promise<{ stages: { arn: string; tags: Record<string, string> }[]; replications: { destinationStageArn: string; replicationState: string; participantId: string }[] }> {
+    return (await fetch(`${env.IVS_ENDPOINT}/_emulator/state`)).json();
+  },
+  async stagesOf(broadcastId: string) {
+    return (await this.state()).stages.filter((s) => s.tags["fanout:broadcast"] === broadcastId);
+  },
+};
+
+export async function waitFor<T>(check: () => Promise<T> | T, timeout = 10_000): Promise<T> {
+  return vi.waitFor(check, { timeout, interval: 100 });
+}
