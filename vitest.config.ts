@@ -45,6 +45,8 @@ export default defineConfig({
           globalSetup: ["test/worker/global-setup.ts"],
           // One emulator serves every file, and fault injection is global to it: one file at a time.
           fileParallelism: false,
+          // Stages, shards and alarms settle in seconds, not milliseconds.
+          testTimeout: 30_000,
         },
       },
       {

@@ -2,7 +2,10 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ADMIN, api, call, connectPublisher, data, emulator, newBroadcastId, socket, waitFor } from "./support.ts";
 
 type Token = { token: string; participantId: string; stageArn: string; currentViewers: number; expiresIn: number };
-type StageList = { stages: { stageArn: string; role: string; state: string; feed: string; replication: string; viewers: number }[]; total: number };
+type StageList = {
+  stages: { stageArn: string; role: string; state: string; feed: string; replication: string; viewers: number }[];
+  total: number;
+};
 
 afterEach(() => emulator.clearFaults());
 
@@ -11,7 +14,9 @@ const stagesOf = async (b: string) => data(await call<StageList>(api(b, "/stage/
 describe("the origin stage", () => {
   it("the first publisher token of a new broadcast creates exactly one origin stage", async () => {
     const b = newBroadcastId();
-    const grant = data(await call<Token & { whipEndpoint: string }>(api(b, "/token/publisher"), { body: { userId: "host" } }));
+    const grant = data(
+      await call<Token & { whipEndpoint: string }>(api(b, "/token/publisher"), { body: { userId: "host" } }),
+    );
     expect(grant.stageArn).toMatch(/^arn:aws:ivs:us-east-1:\d+:stage\//);
     expect(grant.whipEndpoint).toMatch(/\/whip$/);
     expect(grant.expiresIn).toBeGreaterThan(239 * 60);
@@ -26,7 +31,9 @@ describe("the origin stage", () => {
     const b = newBroadcastId();
     const answers = await Promise.all(
       Array.from({ length: 50 }, (_, i) =>
-        i % 2 === 0 ? call(api(b, "/token/publisher"), { body: { userId: `host-${i}` } }) : call(api(b, "/token/viewer"), { body: { userId: `v-${i}` }, key: null }),
+        i % 2 === 0
+          ? call(api(b, "/token/publisher"), { body: { userId: `host-${i}` } })
+          : call(api(b, "/token/viewer"), { body: { userId: `v-${i}` }, key: null }),
       ),
     );
     // Viewers before the origin exists are told to wait (404); none of this may create a second origin.
@@ -68,7 +75,11 @@ describe("the pool grows with the audience", () => {
     const edges = stages.filter((s) => s.role === "edge");
     expect(edges.every((s) => s.feed === "replica" && s.replication === "pending")).toBe(true);
     await waitFor(async () => {
-      const status = data(await call<{ error: string | null }>(api(b, `/stage/replication/status/${encodeURIComponent(edges[0]!.stageArn)}`)));
+      const status = data(
+        await call<{ error: string | null }>(
+          api(b, `/stage/replication/status/${encodeURIComponent(edges[0]!.stageArn)}`),
+        ),
+      );
       expect(status.error).toMatch(/ResourceNotFoundException|ConflictException/);
     });
 
@@ -78,7 +89,9 @@ describe("the pool grows with the audience", () => {
       const now = await stagesOf(b);
       expect(now.filter((s) => s.role === "edge").every((s) => s.replication === "active")).toBe(true);
     }, 20_000);
-    const replicas = (await emulator.state()).replications.filter((r) => r.participantId === grant.participantId && r.replicationState === "ACTIVE");
+    const replicas = (await emulator.state()).replications.filter(
+      (r) => r.participantId === grant.participantId && r.replicationState === "ACTIVE",
+    );
     expect(new Set(replicas.map((r) => r.destinationStageArn))).toEqual(new Set(edges.map((s) => s.stageArn)));
     publisher.close();
     await call(api(b, "/broadcast/end"), { body: {} });
@@ -90,18 +103,28 @@ describe("the pool grows with the audience", () => {
     const broadcaster = await socket(api(b, "/ws?type=broadcaster"), { "x-api-key": ADMIN });
     const publisher = await connectPublisher(grant.token);
     await publisher.publish();
-    await emulator.faults({ rules: [{ operation: "StartParticipantReplication", errorType: "AccessDeniedException" }] });
+    await emulator.faults({
+      rules: [{ operation: "StartParticipantReplication", errorType: "AccessDeniedException" }],
+    });
 
     const created = data(await call<{ stageArn: string }>(api(b, "/stage"), { body: {} }));
     const direct = await broadcaster.next("stage_created");
     expect(direct.data).toMatchObject({ stageArn: created.stageArn, feed: "replica" });
     const fallback = await broadcaster.next("stage_created", 15_000);
-    expect(fallback.data).toMatchObject({ stageArn: created.stageArn, feed: "direct", token: expect.any(String), participantId: expect.any(String) });
+    expect(fallback.data).toMatchObject({
+      stageArn: created.stageArn,
+      feed: "direct",
+      token: expect.any(String),
+      participantId: expect.any(String),
+    });
     const stage = (await stagesOf(b)).find((s) => s.stageArn === created.stageArn);
     expect(stage).toMatchObject({ feed: "direct", replication: "failed" });
     // The token lets the studio publish into that stage itself.
     const { decodeJwt } = await import("jose");
-    expect(decodeJwt(String(fallback.data!.token))).toMatchObject({ resource: created.stageArn, capabilities: { allow_publish: true } });
+    expect(decodeJwt(String(fallback.data!.token))).toMatchObject({
+      resource: created.stageArn,
+      capabilities: { allow_publish: true },
+    });
     broadcaster.close();
     publisher.close();
   });

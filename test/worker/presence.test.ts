@@ -12,7 +12,8 @@ async function liveBroadcast() {
   return { b, origin: grant.stageArn };
 }
 
-const join = async (b: string, userId: string) => data(await call<Token>(api(b, "/token/viewer"), { body: { userId }, key: null }));
+const join = async (b: string, userId: string) =>
+  data(await call<Token>(api(b, "/token/viewer"), { body: { userId }, key: null }));
 
 describe("viewer presence", () => {
   it("a heartbeat keeps a viewer, a silent viewer is swept after the TTL, and leave removes at once", async () => {
@@ -23,7 +24,10 @@ describe("viewer presence", () => {
     expect(new Set([kept.stageArn, silent.stageArn, leaving.stageArn]).size).toBeGreaterThanOrEqual(1);
 
     // Leave: gone at once.
-    const left = await call(api(b, "/viewer/leave"), { body: { userId: "leaving", stageArn: leaving.stageArn }, key: null });
+    const left = await call(api(b, "/viewer/leave"), {
+      body: { userId: "leaving", stageArn: leaving.stageArn },
+      key: null,
+    });
     expect(data(left)).toMatchObject({ removed: 1 });
 
     // Move the clock for the shards: everyone was last seen two minutes ago, then "kept" heartbeats.
@@ -32,13 +36,22 @@ describe("viewer presence", () => {
         state.storage.sql.exec("UPDATE viewers SET last_seen = ?", Date.now() - 120_000);
       });
     }
-    const beat = await call(api(b, "/viewer/heartbeat"), { body: { userId: "kept", stageArn: kept.stageArn, participantId: kept.participantId }, key: null });
+    const beat = await call(api(b, "/viewer/heartbeat"), {
+      body: { userId: "kept", stageArn: kept.stageArn, participantId: kept.participantId },
+      key: null,
+    });
     expect(data(beat)).toMatchObject({ userId: "kept", nextHeartbeatSeconds: 30 });
-    for (const arn of new Set([kept.stageArn, silent.stageArn])) await runDurableObjectAlarm(env.STAGE_SHARD.getByName(arn));
+    for (const arn of new Set([kept.stageArn, silent.stageArn]))
+      await runDurableObjectAlarm(env.STAGE_SHARD.getByName(arn));
 
-    const heartbeatOfSilent = await call(api(b, "/viewer/heartbeat"), { body: { userId: "silent", stageArn: silent.stageArn }, key: null });
+    const heartbeatOfSilent = await call(api(b, "/viewer/heartbeat"), {
+      body: { userId: "silent", stageArn: silent.stageArn },
+      key: null,
+    });
     expect(heartbeatOfSilent.status).toBe(404);
-    const kepts = data(await call<{ viewers: { userId: string }[] }>(api(b, `/viewer/list/${encodeURIComponent(kept.stageArn)}`))).viewers;
+    const kepts = data(
+      await call<{ viewers: { userId: string }[] }>(api(b, `/viewer/list/${encodeURIComponent(kept.stageArn)}`)),
+    ).viewers;
     expect(kepts.map((v) => v.userId)).toContain("kept");
 
     // /api/stats counts what the shards hold.
@@ -53,7 +66,9 @@ describe("viewer presence", () => {
   it("a viewer on the viewer socket needs no heartbeat, and leaves when the socket closes", async () => {
     const { b } = await liveBroadcast();
     const viewer = await join(b, "socketed");
-    const ws = await socket(`${api(b, "/viewer/ws")}?stageArn=${encodeURIComponent(viewer.stageArn)}&participantId=${viewer.participantId}`);
+    const ws = await socket(
+      `${api(b, "/viewer/ws")}?stageArn=${encodeURIComponent(viewer.stageArn)}&participantId=${viewer.participantId}`,
+    );
     const welcome = await ws.next("welcome");
     expect(welcome.data).toMatchObject({ stageArn: viewer.stageArn, state: "ready" });
     ws.ws.send("ping");
@@ -67,12 +82,17 @@ describe("viewer presence", () => {
 
   it("the viewer socket refuses a participant that was never admitted", async () => {
     const { b, origin } = await liveBroadcast();
-    const answer = await call(`${api(b, "/viewer/ws")}?stageArn=${encodeURIComponent(origin)}&participantId=nobody`, { key: null });
+    const answer = await call(`${api(b, "/viewer/ws")}?stageArn=${encodeURIComponent(origin)}&participantId=nobody`, {
+      key: null,
+    });
     expect(answer.status).toBe(426);
     const { SELF } = await import("cloudflare:test");
-    const response = await SELF.fetch(`https://fanout.test${api(b, "/viewer/ws")}?stageArn=${encodeURIComponent(origin)}&participantId=nobody`, {
-      headers: { Upgrade: "websocket" },
-    });
+    const response = await SELF.fetch(
+      `https://fanout.test${api(b, "/viewer/ws")}?stageArn=${encodeURIComponent(origin)}&participantId=nobody`,
+      {
+        headers: { Upgrade: "websocket" },
+      },
+    );
     expect(response.status).toBe(404);
   });
 
@@ -80,9 +100,16 @@ describe("viewer presence", () => {
     const { b } = await liveBroadcast();
     const viewer = await join(b, "blip");
     await call(api(b, "/viewer/leave"), { body: { userId: "blip", stageArn: viewer.stageArn }, key: null });
-    const back = await call(api(b, "/viewer/rejoin"), { body: { userId: "blip", stageArn: viewer.stageArn, participantId: viewer.participantId }, key: null });
+    const back = await call(api(b, "/viewer/rejoin"), {
+      body: { userId: "blip", stageArn: viewer.stageArn, participantId: viewer.participantId },
+      key: null,
+    });
     expect(data(back)).toMatchObject({ participantId: viewer.participantId });
-    const list = data(await call<{ viewers: { participantId: string }[] }>(api(b, `/viewer/list/${encodeURIComponent(viewer.stageArn)}`)));
+    const list = data(
+      await call<{ viewers: { participantId: string }[] }>(
+        api(b, `/viewer/list/${encodeURIComponent(viewer.stageArn)}`),
+      ),
+    );
     expect(list.viewers.map((v) => v.participantId)).toContain(viewer.participantId);
   });
 });
@@ -92,18 +119,27 @@ describe("draining and ending", () => {
     const { b, origin } = await liveBroadcast();
     const viewers = [];
     for (let i = 0; i < 5; i++) viewers.push(await join(b, `v${i}`));
-    await waitFor(async () => expect(data(await call<{ total: number }>(api(b, "/stage/list"))).total).toBeGreaterThanOrEqual(2));
+    await waitFor(async () =>
+      expect(data(await call<{ total: number }>(api(b, "/stage/list"))).total).toBeGreaterThanOrEqual(2),
+    );
     const onEdge = viewers.filter((v) => v.stageArn !== origin);
     expect(onEdge.length).toBeGreaterThan(0);
     const edgeArn = onEdge[0]!.stageArn;
-    const ws = await socket(`${api(b, "/viewer/ws")}?stageArn=${encodeURIComponent(edgeArn)}&participantId=${onEdge[0]!.participantId}`);
+    const ws = await socket(
+      `${api(b, "/viewer/ws")}?stageArn=${encodeURIComponent(edgeArn)}&participantId=${onEdge[0]!.participantId}`,
+    );
     await ws.next("welcome");
 
     // Everyone but the socket viewer leaves: one viewer fits the origin, so the edge stages drain.
-    for (const v of viewers) if (v !== onEdge[0]) await call(api(b, "/viewer/leave"), { body: { userId: `v${viewers.indexOf(v)}`, stageArn: v.stageArn }, key: null });
+    for (const v of viewers)
+      if (v !== onEdge[0])
+        await call(api(b, "/viewer/leave"), {
+          body: { userId: `v${viewers.indexOf(v)}`, stageArn: v.stageArn },
+          key: null,
+        });
     const migrate = await ws.next("migrate", 15_000);
     expect(migrate.type).toBe("migrate");
-    const draining = (await call<{ stages: { stageArn: string; state: string; role: string }[] }>(api(b, "/stage/list")));
+    const draining = await call<{ stages: { stageArn: string; state: string; role: string }[] }>(api(b, "/stage/list"));
     const stage = data(draining).stages.find((s) => s.stageArn === edgeArn);
     expect(stage?.state).toBe("draining");
     // A draining stage admits nobody.
@@ -121,7 +157,10 @@ describe("draining and ending", () => {
 
   it("the origin cannot be drained or deleted while live", async () => {
     const { b, origin } = await liveBroadcast();
-    expect((await call(api(b, `/stage/${encodeURIComponent(origin)}`), { method: "PUT", body: { state: "draining" } })).status).toBe(409);
+    expect(
+      (await call(api(b, `/stage/${encodeURIComponent(origin)}`), { method: "PUT", body: { state: "draining" } }))
+        .status,
+    ).toBe(409);
     expect((await call(api(b, `/stage/${encodeURIComponent(origin)}`), { method: "DELETE" })).status).toBe(409);
   });
 
@@ -129,7 +168,9 @@ describe("draining and ending", () => {
     const { b } = await liveBroadcast();
     const viewers = [];
     for (let i = 0; i < 4; i++) viewers.push(await join(b, `v${i}`));
-    const ws = await socket(`${api(b, "/viewer/ws")}?stageArn=${encodeURIComponent(viewers[0]!.stageArn)}&participantId=${viewers[0]!.participantId}`);
+    const ws = await socket(
+      `${api(b, "/viewer/ws")}?stageArn=${encodeURIComponent(viewers[0]!.stageArn)}&participantId=${viewers[0]!.participantId}`,
+    );
     await ws.next("welcome");
     const ended = data(await call<{ deleted: string[] }>(api(b, "/broadcast/end"), { body: {} }));
     expect(ended.deleted.length).toBeGreaterThanOrEqual(1);

@@ -14,7 +14,9 @@ export function newBroadcastId(): string {
 export interface Answer<T = Record<string, unknown>> {
   status: number;
   headers: Headers;
-  body: { success: true; data: T } | { success: false; error: { code: string; message: string; details?: Record<string, unknown> } };
+  body:
+    | { success: true; data: T }
+    | { success: false; error: { code: string; message: string; details?: Record<string, unknown> } };
 }
 
 export async function call<T = Record<string, unknown>>(
@@ -49,7 +51,8 @@ export interface Socket {
 /** Opens a WebSocket through the Worker, as a browser or integrator would. */
 export async function socket(path: string, headers: Record<string, string> = {}): Promise<Socket> {
   const response = await SELF.fetch(`${ORIGIN}${path}`, { headers: { Upgrade: "websocket", ...headers } });
-  if (response.status !== 101) throw new Error(`expected a WebSocket, got ${response.status}: ${await response.text()}`);
+  if (response.status !== 101)
+    throw new Error(`expected a WebSocket, got ${response.status}: ${await response.text()}`);
   return accept(response.webSocket!);
 }
 
@@ -104,13 +107,19 @@ export async function connectPublisher(token: string): Promise<Socket & { publis
 export const emulator = {
   url: () => env.IVS_ENDPOINT,
   async faults(faults: object) {
-    const response = await fetch(`${env.IVS_ENDPOINT}/_emulator/faults`, { method: "PUT", body: JSON.stringify(faults) });
+    const response = await fetch(`${env.IVS_ENDPOINT}/_emulator/faults`, {
+      method: "PUT",
+      body: JSON.stringify(faults),
+    });
     expect(response.ok).toBe(true);
   },
   async clearFaults() {
     await fetch(`${env.IVS_ENDPOINT}/_emulator/faults`, { method: "DELETE" });
   },
-  async state(): Promise<{ stages: { arn: string; tags: Record<string, string> }[]; replications: { destinationStageArn: string; replicationState: string; participantId: string }[] }> {
+  async state(): Promise<{
+    stages: { arn: string; tags: Record<string, string> }[];
+    replications: { destinationStageArn: string; replicationState: string; participantId: string }[];
+  }> {
     return (await fetch(`${env.IVS_ENDPOINT}/_emulator/state`)).json();
   },
   async stagesOf(broadcastId: string) {
