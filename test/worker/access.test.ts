@@ -1,0 +1,58 @@
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import worker from "../../worker/index.ts";
+import { ADMIN, ORIGIN, api, call, data, newBroadcastId } from "./support.ts";
+
+/** Runs the Worker with some variables changed, as a deployment configured so would. */
+async function fetchWith(vars: Record<string, string>, path: string, init: RequestInit = {}) {
+  const ctx = createExecutionContext();
+  const response = await worker.fetch(new Request(`${ORIGIN}${path}`, init), { ...env, ...vars }, ctx);
+  await waitOnExecutionContext(ctx);
+  return response;
+}
+
+describe("rate limiting of the open routes", () => {
+  it("answers 429 RATE_LIMITED with Retry-After once one address asks for too many viewer tokens", async () => {
+    const b = newBroadcastId();
+    data(await call(api(b, "/token/publisher"), { body: { userId: "host" } }));
+    const statuses: number[] = [];
+    let limited: Response | undefined;
+    for (let i = 0; i < 70 && !limited; i++) {
+      const response = await fetchWith({ RATE_LIMITING: "on" }, api(b, "/token/viewer"), {
+        method: "POST",
+        headers: { "content-type": "application/json", "cf-connecting-ip": "203.0.113.7" },
+        body: JSON.stringify({ userId: `v${i}` }),
+      });
+      statuses.push(response.status);
+      if (response.status === 429) limited = response;
+    }
+    // Let through (admitted, or refused for want of seats) up to the limit, then limited.
+    expect(statuses.filter((s) => s !== 429).length).toBeGreaterThanOrEqual(50);
+    expect(limited?.headers.get("Retry-After")).toBe("10");
+    expect(await limited?.json()).toMatchObject({ success: false, error: { code: "RATE_LIMITED" } });
+  });
+});
+
+describe("VIEWER_ACCESS=key", () => {
+  const vars = { VIEWER_ACCESS: "key", VIEWER_KEY: "viewer-key-0123456789" };
+
+  it("viewer routes need the viewer key or the admin key", async () => {
+    const b = newBroadcastId();
+    data(await call(api(b, "/token/publisher"), { body: { userId: "host" } }));
+    const ask = (key?: string) =>
+      fetchWith(vars, api(b, "/token/viewer"), {
+        method: "POST",
+        headers: { "content-type": "application/json", ...(key && { "x-api-key": key }) },
+        body: JSON.stringify({ userId: "v" }),
+      });
+    expect((await ask()).status).toBe(401);
+    expect((await ask("wrong")).status).toBe(401);
+    expect((await ask(vars.VIEWER_KEY)).status).toBe(200);
+    expect((await ask(ADMIN)).status).toBe(200);
+  });
+
+  it("the viewer key opens no admin route", async () => {
+    const response = await fetchWith(vars, "/api/stats", { headers: { "x-api-key": vars.VIEWER_KEY } });
+    expect(response.status).toBe(401);
+  });
+});
