@@ -30,6 +30,8 @@ const { values } = parseArgs({
     "ivs-aws-rate-limits": { type: "boolean", default: false },
     "emulator-state": { type: "string" },
     "persist-to": { type: "string" },
+    var: { type: "string", multiple: true },
+    "api-tokens": { type: "boolean", default: false },
   },
 });
 
@@ -109,21 +111,32 @@ if (!keyKnown) {
   console.log(`[keys] imported a token key into the emulator (${key.keyArn})`);
 }
 
-// 3. The pages: one build now so the Worker has assets, then rebuilds on change.
-await new Promise<void>((resolve, reject) => {
-  const build = spawn(process.execPath, [bin("vite/bin/vite.js"), "build", "--logLevel", "warn"], {
-    cwd: ROOT,
-    stdio: "inherit",
-  });
-  build.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`vite build exited with ${code}`))));
-}).catch((error: Error) => {
-  console.error(error.message);
-  stop(1);
+// 3. The pages, rebuilt on change. The Worker starts after the first build: a rebuild under a running
+// `wrangler dev` restarts the Worker, which would cut the first requests short.
+const pages = run("pages", bin("vite/bin/vite.js"), ["build", "--watch", "--logLevel", "warn"]);
+await new Promise<void>((resolve) => {
+  const firstBuild = (chunk: Buffer) => {
+    if (!chunk.toString().includes("✔ done")) return;
+    pages.stdout!.off("data", firstBuild);
+    resolve();
+  };
+  pages.stdout!.on("data", firstBuild);
 });
-run("pages", bin("vite/bin/vite.js"), ["build", "--watch", "--logLevel", "warn"]);
 
 // 4. The Worker.
 const port = values.port;
+const persist = values["persist-to"] ? ["--persist-to", values["persist-to"]] : [];
+// `--var NAME=VALUE` overrides a [vars] setting for this run (STAGE_CAPACITY=500, RATE_LIMITING=off, ...).
+const overrides = (values.var ?? []).flatMap((pair) => {
+  const eq = pair.indexOf("=");
+  if (eq < 1) {
+    console.error(`--var takes NAME=VALUE, got '${pair}'`);
+    process.exit(2);
+  }
+  return ["--var", `${pair.slice(0, eq)}:${pair.slice(eq + 1)}`];
+});
+// Without a token key the Worker asks IVS for every token (CreateParticipantToken), as a deployment without one would.
+if (values["api-tokens"]) overrides.push("--var", "TOKEN_PRIVATE_KEY:", "--var", "TOKEN_KEY_ARN:");
 run("worker", bin("wrangler/bin/wrangler.js"), [
   "dev",
   "--port",
@@ -131,6 +144,8 @@ run("worker", bin("wrangler/bin/wrangler.js"), [
   "--ip",
   "127.0.0.1",
   "--show-interactive-dev-session=false",
+  ...persist,
+  ...overrides,
 ]);
 
 const url = `http://127.0.0.1:${port}`;

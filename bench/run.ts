@@ -1,0 +1,303 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { freePort } from "../test/support/ports.ts";
+import { readDevVars } from "../scripts/dev-vars.ts";
+
+/**
+ * `npm run bench`: a load generator against `npm run dev` on loopback, as
+ * a real deployment's traffic would arrive (HTTP, keep-alive, many clients at
+ * once). Starts the product itself, runs every scenario, and writes the
+ * figures with the method to BENCHMARKS.md. Figures, not assertions: they say
+ * what this machine did, for comparison across changes.
+ */
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+interface Sample {
+  ms: number;
+  status: number;
+}
+
+function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+async function timed(url: string, init: RequestInit): Promise<Sample & { body: unknown }> {
+  const started = performance.now();
+  try {
+    const response = await fetch(url, init);
+    const body = await response.json().catch(() => null);
+    return { ms: performance.now() - started, status: response.status, body };
+  } catch {
+    return { ms: performance.now() - started, status: 0, body: null };
+  }
+}
+
+/** Closed loop: `concurrency` clients, each sending its next request when the last one is answered. */
+async function closedLoop(count: number, concurrency: number, request: (i: number) => Promise<Sample>) {
+  const samples: Sample[] = [];
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count) samples.push(await request(next++));
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  return summarise(samples, seconds);
+}
+
+function summarise(samples: Sample[], seconds: number) {
+  const ok = samples.filter((s) => s.status === 200);
+  return {
+    requests: samples.length,
+    ok: ok.length,
+    failed: samples.length - ok.length,
+    statuses: Object.fromEntries(
+      [...new Set(samples.map((s) => s.status))].map((st) => [st, samples.filter((s) => s.status === st).length]),
+    ),
+    seconds: Math.round(seconds * 100) / 100,
+    perSecond: Math.round(ok.length / seconds),
+    p50:
+      Math.round(
+        percentile(
+          ok.map((s) => s.ms),
+          50,
+        ) * 10,
+      ) / 10,
+    p99:
+      Math.round(
+        percentile(
+          ok.map((s) => s.ms),
+          99,
+        ) * 10,
+      ) / 10,
+  };
+}
+
+async function startDev(args: string[]): Promise<{ url: string; stop: () => Promise<void> }> {
+  const [port, emulatorPort] = [await freePort(), await freePort()];
+  const scratch = mkdtempSync(join(tmpdir(), "fanout-bench-"));
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [
+      "scripts/dev.ts",
+      "--port",
+      String(port),
+      "--emulator-port",
+      String(emulatorPort),
+      "--emulator-state",
+      join(scratch, "ivs.json"),
+      "--persist-to",
+      join(scratch, "wrangler"),
+      ...args,
+    ],
+    { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let output = "";
+  child.stderr!.on("data", (c: Buffer) => (output += c.toString()));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout!.on("data", (c: Buffer) => {
+      output += c.toString();
+      const match = /Fanout is running at (\S+)/.exec(output);
+      if (match) resolve(match[1]!);
+    });
+    child.once("exit", (code) => reject(new Error(`npm run dev exited (${code}):\n${output.slice(-2000)}`)));
+  });
+  return {
+    url,
+    stop: () =>
+      new Promise((resolve) => {
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+      }),
+  };
+}
+
+const adminKey = () => readDevVars(join(ROOT, ".dev.vars")).get("ADMIN_KEY")!;
+const json = (body: unknown, key?: string) => ({
+  method: "POST",
+  headers: { "content-type": "application/json", ...(key && { "x-api-key": key }) },
+  body: JSON.stringify(body),
+});
+
+async function startBroadcast(url: string, id: string) {
+  const grant = await timed(`${url}/api/broadcasts/${id}/token/publisher`, json({ userId: "bench-host" }, adminKey()));
+  if (grant.status !== 200) throw new Error(`publisher token: ${grant.status} ${JSON.stringify(grant.body)}`);
+}
+
+async function joins(url: string, id: string, count: number, concurrency: number) {
+  const viewers: { userId: string; stageArn: string; participantId: string }[] = [];
+  const result = await closedLoop(count, concurrency, async (i) => {
+    const userId = `bench-${i}`;
+    const answer = await timed(`${url}/api/broadcasts/${id}/token/viewer`, json({ userId }));
+    const data = (answer.body as { data?: { stageArn: string; participantId: string } } | null)?.data;
+    if (answer.status === 200 && data) {
+      viewers.push({ userId, stageArn: data.stageArn, participantId: data.participantId });
+    }
+    return answer;
+  });
+  return { result, viewers };
+}
+
+async function heartbeats(
+  url: string,
+  id: string,
+  viewers: { userId: string; stageArn: string; participantId: string }[],
+  count: number,
+  concurrency: number,
+) {
+  return closedLoop(count, concurrency, (i) => {
+    const v = viewers[i % viewers.length]!;
+    return timed(`${url}/api/broadcasts/${id}/viewer/heartbeat`, json(v));
+  });
+}
+
+/** Open loop: `count` joins sent evenly over `seconds`, whatever the answers; the pool grows under it. */
+async function flashCrowd(
+  url: string,
+  id: string,
+  count: number,
+  seconds: number,
+  capacity: number,
+  scaleUpAt: number,
+) {
+  const samples: Sample[] = [];
+  const timeline: { t: number; stages: number; viewers: number }[] = [];
+  const started = performance.now();
+  let sending = true;
+  const watch = (async () => {
+    while (sending || timeline.length === 0 || performance.now() - started < (seconds + 30) * 1000) {
+      const stats = await timed(`${url}/api/broadcasts/${id}/stats`, { headers: { "x-api-key": adminKey() } });
+      const data = (stats.body as { data?: { activeStages: number; totalViewers: number } } | null)?.data;
+      if (data)
+        timeline.push({
+          t: (performance.now() - started) / 1000,
+          stages: data.activeStages,
+          viewers: data.totalViewers,
+        });
+      const admitted = samples.filter((s) => s.status === 200).length;
+      const fits = data && data.activeStages * capacity * scaleUpAt >= admitted && !sending;
+      if (fits && samples.length === count) break;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  })();
+  const inFlight: Promise<void>[] = [];
+  for (let i = 0; i < count; i++) {
+    const due = started + (i * seconds * 1000) / count;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    inFlight.push(
+      timed(`${url}/api/broadcasts/${id}/token/viewer`, json({ userId: `crowd-${i}` })).then(
+        (s) => void samples.push(s),
+      ),
+    );
+  }
+  await Promise.all(inFlight);
+  sending = false;
+  const answeredAt = (performance.now() - started) / 1000;
+  await watch;
+  const summary = summarise(samples, answeredAt);
+  const needed = Math.ceil(summary.ok / (capacity * scaleUpAt));
+  const fitAt = timeline.find((p) => p.stages >= needed)?.t;
+  return {
+    ...summary,
+    refused: samples.filter((s) => s.status === 503).length,
+    answeredAt: Math.round(answeredAt * 10) / 10,
+    needed,
+    fitAt: fitAt === undefined ? null : Math.round(fitAt * 10) / 10,
+    finalStages: timeline.at(-1)?.stages ?? 0,
+    timeline,
+  };
+}
+
+// ── run ──────────────────────────────────────────────────────────────────────
+
+const CAPACITY = 500;
+const common = ["--var", `STAGE_CAPACITY=${CAPACITY}`, "--var", "RATE_LIMITING=off", "--var", "MAX_STAGES=20"];
+
+console.log("starting npm run dev (self-signed tokens)…");
+const dev = await startDev(common);
+await startBroadcast(dev.url, "bench-joins");
+const selfSigned = await joins(dev.url, "bench-joins", 3000, 32);
+console.log("joins, self-signed:", selfSigned.result);
+const beats = await heartbeats(dev.url, "bench-joins", selfSigned.viewers, 6000, 32);
+console.log("heartbeats:", beats);
+await startBroadcast(dev.url, "bench-flash");
+const flash = await flashCrowd(dev.url, "bench-flash", 5000, 10, CAPACITY, 0.8);
+console.log("flash crowd:", { ...flash, timeline: `${flash.timeline.length} points` });
+await dev.stop();
+
+console.log("starting npm run dev (API tokens, 50 ms IVS latency)…");
+const apiDev = await startDev([...common, "--api-tokens", "--ivs-latency", "50"]);
+await startBroadcast(apiDev.url, "bench-api");
+const apiTokens = await joins(apiDev.url, "bench-api", 1000, 32);
+console.log("joins, API tokens:", apiTokens.result);
+await apiDev.stop();
+
+const row = (name: string, r: ReturnType<typeof summarise>) =>
+  `| ${name} | ${r.requests} | ${r.ok} | ${r.failed} | ${r.perSecond} | ${r.p50} | ${r.p99} |`;
+const machine = `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+const timeline = flash.timeline
+  .filter((_, i, all) => i === 0 || all[i - 1]!.stages !== all[i]!.stages || i === all.length - 1)
+  .map((p) => `| ${p.t.toFixed(1)} | ${p.stages} | ${p.viewers} |`)
+  .join("\n");
+
+writeFileSync(
+  join(ROOT, "BENCHMARKS.md"),
+  `# Benchmarks
+
+Measured by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}: ${machine}. Everything ran on
+this one machine — the load generator, \`wrangler dev\` (workerd, Durable Objects on local SQLite) and the
+IVS emulator — so the figures are a floor for one Worker isolate competing with its own client for two
+cores, not what Cloudflare's edge does. They are for comparing changes, not for capacity planning.
+
+## Method
+
+\`bench/run.ts\` starts \`npm run dev\` on free loopback ports with \`STAGE_CAPACITY=${CAPACITY}\`,
+\`MAX_STAGES=20\` and \`RATE_LIMITING=off\` (one address sends everything), then:
+
+1. **Viewer joins, self-signed tokens.** A broadcast is started (publisher token), then 3,000
+   \`POST /token/viewer\` from 32 concurrent clients (closed loop: each sends its next request when the
+   last is answered). A join reads the routing table (cached per isolate for 1 s), picks a stage by
+   power-of-two-choices, is admitted by that stage's StageShard and gets an ES384 token signed in the
+   Worker: no AWS call, no write to the Broadcast DO.
+2. **Heartbeats.** 6,000 \`POST /viewer/heartbeat\` for the joined viewers, 32 concurrent clients.
+3. **Flash crowd.** A fresh broadcast with one stage, then 5,000 joins sent evenly over 10 s (open loop:
+   500 per second whatever the answers). The pool grows from load reports while the crowd arrives;
+   a join that finds every stage full waits up to 8 s for a stage being created before it is refused
+   (503). \`/stats\` is sampled every 250 ms for the number of stages.
+4. **Viewer joins, API tokens.** \`npm run dev -- --api-tokens --ivs-latency 50\`: no token key, so
+   each join calls \`CreateParticipantToken\`, with 50 ms added by the emulator to every IVS call
+   (a realistic round trip to AWS). 1,000 joins, 32 concurrent clients.
+
+Latencies are from sending the request to reading the whole answer, for successful answers.
+
+## Results
+
+| scenario | requests | ok | failed | ok/s | p50 ms | p99 ms |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: |
+${row("viewer joins, self-signed tokens", selfSigned.result)}
+${row("heartbeats", beats)}
+${row("viewer joins, API tokens, 50 ms IVS", apiTokens.result)}
+${row("flash crowd joins (5,000 in 10 s)", flash)}
+
+**Flash crowd.** ${flash.ok} of 5,000 joins admitted, ${flash.refused} refused with 503 STAGE_FULL
+(others: ${JSON.stringify(Object.fromEntries(Object.entries(flash.statuses).filter(([s]) => s !== "200" && s !== "503")))}); the last answer came
+${flash.answeredAt} s after the first join. The ${flash.ok} admitted viewers need ${flash.needed} stages of ${CAPACITY} at 80 %; the pool
+${flash.fitAt === null ? "did not reach that size while sampled" : `reached that size ${flash.fitAt} s after the first join`} and ended at ${flash.finalStages} stages.
+
+| t (s) | stages | viewers (reported) |
+| ---: | ---: | ---: |
+${timeline}
+
+Status counts: joins ${JSON.stringify(selfSigned.result.statuses)}, heartbeats ${JSON.stringify(beats.statuses)},
+API-token joins ${JSON.stringify(apiTokens.result.statuses)}, flash crowd ${JSON.stringify(flash.statuses)}.
+`,
+);
+console.log("wrote BENCHMARKS.md");
