@@ -184,3 +184,35 @@ describe("draining and ending", () => {
     expect(after.status).toBe(404);
   });
 });
+
+describe("a broadcast left idle", () => {
+  async function idleFor(b: string, minutes: number) {
+    const { env: testEnv, runInDurableObject: inObject } = await import("cloudflare:test");
+    await inObject(testEnv.BROADCAST.getByName(b), (_o, state) => {
+      const past = Date.now() - minutes * 60_000;
+      state.storage.sql.exec("UPDATE publisher SET since = ?", past);
+      state.storage.sql.exec("UPDATE meta SET value = ? WHERE key = 'started_at'", String(past));
+    });
+  }
+
+  it("ends by itself once the publisher has not published for PUBLISHER_IDLE_END_MINUTES", async () => {
+    const { b } = await liveBroadcast();
+    await idleFor(b, 11);
+    await runDurableObjectAlarm(env.BROADCAST.getByName(b));
+    await waitFor(async () => expect(data(await call<{ status: string }>(api(b, "/stats"))).status).toBe("ended"));
+    await waitFor(async () => expect(data(await call<{ total: number }>(api(b, "/stage/list"))).total).toBe(0));
+  });
+
+  it("stays live when IVS shows the publisher publishing, even if the studio never said so", async () => {
+    const b = newBroadcastId();
+    const grant = data(await call<Token>(api(b, "/token/publisher"), { body: { userId: "obs" } }));
+    const { connectPublisher } = await import("./support.ts");
+    const encoder = await connectPublisher(grant.token);
+    await encoder.publish();
+    await idleFor(b, 11);
+    await runDurableObjectAlarm(env.BROADCAST.getByName(b));
+    const stats = data(await call<{ status: string; isPublisherLive: boolean }>(api(b, "/stats")));
+    expect(stats).toMatchObject({ status: "live", isPublisherLive: true });
+    encoder.close();
+  });
+});

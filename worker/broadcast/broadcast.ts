@@ -582,7 +582,7 @@ export class Broadcast extends DurableObject<Env> {
     if (this.#status() === "live") {
       await this.#replicate(now);
       await this.#checkReplicas(now);
-      this.#endIfIdle(now);
+      await this.#endIfIdle(now);
     }
     const next = this.#nextWake(now);
     if (next !== undefined) await this.ctx.storage.setAlarm(next);
@@ -923,15 +923,46 @@ export class Broadcast extends DurableObject<Env> {
     this.#registry.event("replication_stopped", { stageArn: stage.arn });
   }
 
-  /** A broadcast whose publisher stopped and did not come back ends by itself: stages cost money. */
-  #endIfIdle(now: number): void {
+  /**
+   * A broadcast whose publisher stopped and did not come back ends by itself:
+   * stages cost money. IVS has the last word first: an encoder that never
+   * reports its state here (OBS over WHIP, an integrator on the seed API) may
+   * be publishing all the same.
+   */
+  async #endIfIdle(now: number): Promise<void> {
     const publisher = this.#registry.publisher();
     const started = Number(this.#registry.get("started_at") ?? now);
     const idleSince = publisher ? (publisher.state === "publishing" ? now : publisher.since) : started;
-    if (now - idleSince >= this.#cfg.publisherIdleEndMs) {
-      this.#registry.event("idle_timeout", { idleSince: iso(idleSince) });
-      this.ctx.waitUntil(this.end());
+    if (now - idleSince < this.#cfg.publisherIdleEndMs) return;
+    let publishing: boolean;
+    try {
+      publishing = await this.#publishingAtIvs();
+    } catch (error) {
+      // Never end a broadcast because IVS could not be asked; ask again at the next tick.
+      console.error(`publisher check for ${this.#id} failed: ${(error as Error).message}`);
+      return;
     }
+    if (publishing) {
+      if (publisher) this.#registry.setPublisherState("publishing", now);
+      this.#registry.event("publishing_seen_at_ivs", {});
+      this.#statsChanged();
+      return;
+    }
+    this.#registry.event("idle_timeout", { idleSince: iso(idleSince) });
+    this.ctx.waitUntil(this.end());
+  }
+
+  async #publishingAtIvs(): Promise<boolean> {
+    const origin = this.#registry.origin();
+    if (!origin) return false;
+    const { stage } = await this.#client.getStage(origin.arn);
+    if (!stage.activeSessionId) return false;
+    const { participants } = await this.#client.listParticipants({
+      stageArn: origin.arn,
+      sessionId: stage.activeSessionId,
+      filterByPublished: true,
+    });
+    return participants.some((p) => p.state === "CONNECTED" && p.replicationType !== "REPLICA");
   }
 
   // ── tokens ───────────────────────────────────────────────────────────────

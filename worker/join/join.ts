@@ -5,7 +5,7 @@ import { IvsClient } from "../ivs/client.ts";
 import { IvsError } from "../ivs/error.ts";
 import { issueParticipantToken, tokenIssuerFor, type IssuedToken } from "../tokens/participant-token.ts";
 import { chooseStage } from "./choose-stage.ts";
-import { cachedRoutingTable, forgetRoutingTable } from "./routing-cache.ts";
+import { cachedRoutingTable } from "./routing-cache.ts";
 
 /**
  * A viewer joins (SPEC §3): the routing table from the per-isolate cache, a
@@ -24,6 +24,11 @@ export interface Joined {
 
 const WAIT_FOR_CAPACITY_MS = 8_000;
 const RETRY_AFTER_SECONDS = 5;
+/** While joins wait for a stage, the table is re-read this often per isolate (not per join). */
+const WAITING_REFRESH_MS = 300;
+/** One request for capacity per broadcast per isolate this often, however many joins find the pool full. */
+const CAPACITY_REQUEST_MS = 500;
+const capacityRequestedAt = new Map<string, number>();
 
 export async function joinAsViewer(
   env: Env,
@@ -33,9 +38,9 @@ export async function joinAsViewer(
 ): Promise<Joined> {
   const deadline = Date.now() + WAIT_FOR_CAPACITY_MS;
   const issuer = tokenIssuerFor(config, new IvsClient(config.ivs));
-  let askedForCapacity = false;
+  let waiting = false;
   for (;;) {
-    const table = await cachedRoutingTable(env, input.broadcastId);
+    const table = await cachedRoutingTable(env, input.broadcastId, waiting ? WAITING_REFRESH_MS : undefined);
     if (table.status !== "live" || table.stages.length === 0) {
       throw new ApiError("NOT_FOUND", 404, "The broadcast has not started yet.", {
         details: { broadcastId: input.broadcastId },
@@ -70,8 +75,9 @@ export async function joinAsViewer(
         retryAfter: RETRY_AFTER_SECONDS,
       });
     }
-    if (!askedForCapacity) {
-      askedForCapacity = true;
+    const now = Date.now();
+    if (now - (capacityRequestedAt.get(input.broadcastId) ?? 0) >= CAPACITY_REQUEST_MS) {
+      capacityRequestedAt.set(input.broadcastId, now);
       waitUntil(env.BROADCAST.getByName(input.broadcastId).requestCapacity());
     }
     if (Date.now() >= deadline) {
@@ -79,8 +85,8 @@ export async function joinAsViewer(
         retryAfter: RETRY_AFTER_SECONDS,
       });
     }
-    await new Promise((resolve) => setTimeout(resolve, 400));
-    forgetRoutingTable(input.broadcastId);
+    waiting = true;
+    await new Promise((resolve) => setTimeout(resolve, WAITING_REFRESH_MS));
   }
 }
 

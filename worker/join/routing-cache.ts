@@ -17,16 +17,22 @@ interface Entry {
 
 const entries = new Map<string, Entry>();
 
-export function cachedRoutingTable(env: Env, broadcastId: string, now = Date.now()): Promise<RoutingTable> {
+/**
+ * `maxAgeMs` is shorter for joins waiting on a new stage; they still share
+ * one read per isolate, never one each (a crowd of waiters must not become a
+ * crowd of reads on the object that is busy creating their stage).
+ */
+export function cachedRoutingTable(
+  env: Env,
+  broadcastId: string,
+  maxAgeMs = MAX_AGE_MS,
+  now = Date.now(),
+): Promise<RoutingTable> {
   const entry = entries.get(broadcastId);
-  if (entry && now - entry.at < MAX_AGE_MS) return entry.table;
+  if (entry && now - entry.at < maxAgeMs) return entry.table;
   const table = env.BROADCAST.getByName(broadcastId).routingTable();
   entries.set(broadcastId, { at: now, table });
   // A failed read is not cached.
   table.catch(() => entries.delete(broadcastId));
   return table;
-}
-
-export function forgetRoutingTable(broadcastId: string): void {
-  entries.delete(broadcastId);
 }
