@@ -73,7 +73,7 @@ const emulatorArgs = [
   "--port",
   values["emulator-port"],
   "--state",
-  `${ROOT}.wrangler/ivs-emulator/state.json`,
+  values["emulator-state"] ?? `${ROOT}.wrangler/ivs-emulator/state.json`,
   "--quiet",
 ];
 if (values["ivs-latency"]) emulatorArgs.push("--latency", values["ivs-latency"]);

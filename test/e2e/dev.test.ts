@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -59,5 +59,9 @@ describe("npm run dev", () => {
     expect(html).toMatch(/\/_app\/immutable\/entry\/start\.[\w-]+\.js/);
     // The SPA fallback serves the app for any page path.
     expect((await fetch(`${url}/watch/main`)).status).toBe(200);
+    // Its state went where it was told, not into the developer's own .wrangler/.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(existsSync(join(scratch, "ivs.json"))).toBe(true);
+    expect(existsSync(join(scratch, "wrangler"))).toBe(true);
   });
 });
