@@ -64,6 +64,7 @@ const Schema = z.object({
   MAX_STAGES: z.coerce.number().int().min(1).max(1000).default(20),
   STAGE_WARMUP_SECONDS: seconds(300),
   DRAIN_TIMEOUT_SECONDS: seconds(300),
+  SCALE_LEAD_SECONDS: seconds(10),
   HEARTBEAT_INTERVAL_SECONDS: positiveInt(30),
   VIEWER_TTL_SECONDS: positiveInt(60),
   REPLICA_RECONNECT_WINDOW_SECONDS: z.coerce.number().int().min(0).max(300).default(60),
@@ -102,6 +103,7 @@ export interface Config {
     maxStages: number;
     warmupMs: number;
     drainTimeoutMs: number;
+    leadSeconds: number;
   };
   presence: { heartbeatIntervalMs: number; viewerTtlMs: number };
   replicaReconnectWindowSeconds: number;
@@ -157,6 +159,7 @@ export function loadConfig(env: object): Config {
       maxStages: v.MAX_STAGES,
       warmupMs: v.STAGE_WARMUP_SECONDS * 1000,
       drainTimeoutMs: v.DRAIN_TIMEOUT_SECONDS * 1000,
+      leadSeconds: v.SCALE_LEAD_SECONDS,
     },
     presence: { heartbeatIntervalMs: v.HEARTBEAT_INTERVAL_SECONDS * 1000, viewerTtlMs: v.VIEWER_TTL_SECONDS * 1000 },
     replicaReconnectWindowSeconds: v.REPLICA_RECONNECT_WINDOW_SECONDS,

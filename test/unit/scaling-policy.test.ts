@@ -8,6 +8,7 @@ const settings: ScalingSettings = {
   maxStages: 5,
   warmupMs: 300_000,
   drainTimeoutMs: 600_000,
+  leadSeconds: 10,
 };
 const NOW = 10_000_000;
 const old = NOW - 3_600_000;
@@ -107,5 +108,16 @@ describe("the scaling policy", () => {
       false,
     );
     expect(decision).toEqual({ create: 0, revive: [], drain: [], delete: ["origin", "a", "d"] });
+  });
+
+  it("provisions for the viewers arriving over the lead time, not only those already in (flash crowds)", () => {
+    // 50 viewers in, arriving at 20 a second: 250 expected within 10 s, which needs 4 stages of 80.
+    expect(decide([origin(50, { joinRate: 20 })]).create).toBe(3);
+    expect(decide([origin(50, { joinRate: 0 })]).create).toBe(0);
+  });
+
+  it("does not drain while viewers are still arriving", () => {
+    expect(decide([origin(10, { joinRate: 5 }), stage("a", 0)]).drain).toEqual([]);
+    expect(decide([origin(10, { joinRate: 0 }), stage("a", 0)]).drain).toEqual(["a"]);
   });
 });

@@ -97,6 +97,7 @@ const TICK_MS = 5_000;
 const REPLICA_CHECK_MS = 30_000;
 const STATS_PUSH_MS = 250;
 const CREATING_STALE_MS = 120_000;
+const RATE_FRESH_MS = 5_000;
 
 export class Broadcast extends DurableObject<Env> {
   readonly #registry: Registry;
@@ -301,10 +302,20 @@ export class Broadcast extends DurableObject<Env> {
 
   // ── load reports from the shards ─────────────────────────────────────────
 
-  async reportLoad(report: { stageArn: string; viewers: number; ended: EndedSession[] }): Promise<LoadReply> {
+  async reportLoad(report: {
+    stageArn: string;
+    viewers: number;
+    joinRate: number;
+    ended: EndedSession[];
+  }): Promise<LoadReply> {
     const stage = this.#registry.stage(report.stageArn);
     if (report.ended.length > 0) this.#registry.recordSessions(report.stageArn, report.ended);
-    if (stage) this.#registry.updateStage(stage.arn, { viewers: report.viewers });
+    if (stage)
+      this.#registry.updateStage(stage.arn, {
+        viewers: report.viewers,
+        join_rate: report.joinRate,
+        load_reported_at: Date.now(),
+      });
     this.#statsChanged();
     if (this.#status() === "live" && this.#scalingNeeded()) await this.#arm(Date.now());
     return { live: this.#publisherLive(), totalViewers: this.#totalViewers() };
@@ -615,7 +626,10 @@ export class Broadcast extends DurableObject<Env> {
   }
 
   #loads() {
+    const now = Date.now();
     return this.#registry.stages().map((s) => ({
+      // A shard reports while viewers come and go; a rate not refreshed lately is over.
+      joinRate: now - s.load_reported_at <= RATE_FRESH_MS ? s.join_rate : 0,
       arn: s.arn,
       role: s.role,
       state: s.state,

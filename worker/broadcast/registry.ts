@@ -47,6 +47,8 @@ const MIGRATIONS: string[] = [
    CREATE TABLE snapshots (at INTEGER PRIMARY KEY, total_viewers INTEGER NOT NULL, active_stages INTEGER NOT NULL, publisher_live INTEGER NOT NULL);
    CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, type TEXT NOT NULL, detail TEXT NOT NULL);
    CREATE INDEX events_by_time ON events (at);`,
+  `ALTER TABLE stages ADD COLUMN join_rate REAL NOT NULL DEFAULT 0;
+   ALTER TABLE stages ADD COLUMN load_reported_at INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 export function migrate(sql: SqlStorage): void {
@@ -79,6 +81,8 @@ export type StageRow = {
   replication_attempts: number;
   replication_next_at: number;
   replication_error: string | null;
+  join_rate: number;
+  load_reported_at: number;
 };
 
 export type PublisherRow = {

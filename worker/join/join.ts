@@ -39,8 +39,10 @@ export async function joinAsViewer(
   const deadline = Date.now() + WAIT_FOR_CAPACITY_MS;
   const issuer = tokenIssuerFor(config, new IvsClient(config.ivs));
   let waiting = false;
+  let stale = false;
   for (;;) {
-    const table = await cachedRoutingTable(env, input.broadcastId, waiting ? WAITING_REFRESH_MS : undefined);
+    const maxAge = stale ? 0 : waiting ? WAITING_REFRESH_MS : undefined;
+    const table = await cachedRoutingTable(env, input.broadcastId, maxAge);
     if (table.status !== "live" || table.stages.length === 0) {
       throw new ApiError("NOT_FOUND", 404, "The broadcast has not started yet.", {
         details: { broadcastId: input.broadcastId },
@@ -66,7 +68,11 @@ export async function joinAsViewer(
       // Full or draining: mark it so in this isolate's copy and try another.
       stage.viewers = stage.capacity;
       candidates = candidates.filter((c) => c !== stage);
+      // A closed stage means this copy of the table is out of date (the stage is gone, or the broadcast ended).
+      if (admission.reason === "closed" || admission.reason === "unknown") stale = true;
     }
+    if (stale && maxAge !== 0) continue;
+    stale = false;
     if (input.stageArn) {
       throw new ApiError("STAGE_FULL", 503, "That stage is full.", { retryAfter: RETRY_AFTER_SECONDS });
     }

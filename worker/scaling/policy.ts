@@ -12,6 +12,9 @@
  * - A draining stage is deleted once empty or after the drain timeout; a
  *   draining stage is revived before a new one is created.
  * - When the broadcast is over, every stage goes.
+ * - Demand is the audience plus the viewers expected over the next
+ *   `leadSeconds` at the current join rate: a new stage takes a report and a
+ *   CreateStage call to appear, and a flash crowd must not outrun that.
  */
 
 export type StageState = "creating" | "ready" | "draining" | "deleting";
@@ -24,6 +27,8 @@ export interface StageLoad {
   /** ms since the epoch. */
   createdAt: number;
   drainingSince?: number;
+  /** Viewers admitted per second lately (0 when the stage has not reported recently). */
+  joinRate?: number;
 }
 
 export interface ScalingSettings {
@@ -36,6 +41,8 @@ export interface ScalingSettings {
   maxStages: number;
   warmupMs: number;
   drainTimeoutMs: number;
+  /** Seconds of arrivals, at the current join rate, to have seats for already: a crowd finds stages ready. */
+  leadSeconds: number;
 }
 
 export interface ScalingInput {
@@ -64,7 +71,9 @@ export function decideScaling(input: ScalingInput, settings: ScalingSettings): S
   const draining = input.stages.filter((s) => s.state === "draining");
   const active = input.stages.filter((s) => s.state === "creating" || s.state === "ready");
   // Viewers of draining stages are about to move to the others: they count as demand.
-  const demand = input.stages.reduce((sum, s) => sum + (s.state === "deleting" ? 0 : s.viewers), 0);
+  const audience = input.stages.reduce((sum, s) => sum + (s.state === "deleting" ? 0 : s.viewers), 0);
+  const arriving = input.stages.reduce((sum, s) => sum + (s.state === "deleting" ? 0 : (s.joinRate ?? 0)), 0);
+  const demand = audience + arriving * settings.leadSeconds;
 
   const seatsAtScaleUp = settings.capacity * settings.scaleUpAt;
   let wanted = Math.max(1, Math.ceil(demand / seatsAtScaleUp));

@@ -97,6 +97,7 @@ export class StageShard extends DurableObject<Env> {
       now,
       now,
     );
+    this.#set("admitted", String(Number(this.#get("admitted") ?? 0) + 1));
     this.#changed(viewers, viewers + 1);
     return { admitted: true, viewers: viewers + 1, capacity };
   }
@@ -340,8 +341,14 @@ export class StageShard extends DurableObject<Env> {
         reason: string;
       }>("SELECT rowid, * FROM ended ORDER BY rowid LIMIT 500")
       .toArray();
+    const now = Date.now();
+    const since = Number(this.#get("reported_at") ?? now);
+    const admitted = Number(this.#get("admitted") ?? 0);
+    // Admissions per second since the last report: the broadcast provisions ahead of a crowd from it.
+    const joinRate = admitted / Math.max(1, (now - since) / 1000);
+    this.#set("admitted", "0");
     this.#set("dirty", "0");
-    this.#set("reported_at", String(Date.now()));
+    this.#set("reported_at", String(now));
     const sessions: EndedSession[] = ended.map((e) => ({
       participantId: e.participant_id,
       userId: e.user_id,
@@ -354,6 +361,7 @@ export class StageShard extends DurableObject<Env> {
       reply = await this.env.BROADCAST.getByName(broadcastId).reportLoad({
         stageArn,
         viewers: this.#count(),
+        joinRate,
         ended: sessions,
       });
     } catch (error) {
