@@ -1,6 +1,9 @@
+import { z } from "zod";
+
 /**
- * The HTTP API's wire types (SPEC §7), shared by the Worker and the pages.
- * Types only: nothing here runs, so either side can import it.
+ * The HTTP API's wire shapes (SPEC §7), shared by the Worker and the pages:
+ * zod schemas where the API answers with them (the routes and the OpenAPI
+ * document use the same objects), types inferred from them.
  */
 
 export type ErrorCode =
@@ -32,3 +35,48 @@ export interface Health {
   mode: "replica" | "direct";
   time: string;
 }
+
+const Feed = z.enum(["replica", "direct"]);
+const StageStateSchema = z.enum(["creating", "ready", "draining", "deleting"]);
+const PublishStateSchema = z.enum(["connecting", "publishing", "stopped", "failed"]);
+const ReplicationSchema = z.enum(["none", "pending", "active", "failed"]);
+
+/** One stage of a broadcast, as the stage routes answer it. */
+export const StageSchema = z.object({
+  stageArn: z.string(),
+  stageId: z.string(),
+  role: z.enum(["origin", "edge"]),
+  state: StageStateSchema,
+  feed: Feed,
+  viewers: z.number().int(),
+  capacity: z.number().int(),
+  publishState: PublishStateSchema.nullable(),
+  replication: ReplicationSchema,
+  replicationError: z.string().nullable(),
+  endpoints: z.object({ events: z.string(), whip: z.string() }),
+  createdAt: z.string(),
+  drainingSince: z.string().nullable(),
+});
+export type Stage = z.infer<typeof StageSchema>;
+
+export const PublisherStatsSchema = z.object({
+  participantId: z.string(),
+  userId: z.string(),
+  stageArn: z.string(),
+  state: z.enum(["idle", "connecting", "publishing", "stopped", "failed"]),
+  since: z.string(),
+});
+
+/** `GET /api/stats` and the stats socket's `stats_update` (seed 003 fields first). */
+export const StatsSchema = z.object({
+  totalViewers: z.number().int(),
+  activeStages: z.number().int(),
+  isPublisherLive: z.boolean(),
+  publisher: PublisherStatsSchema.nullable(),
+  stages: z.array(StageSchema.omit({ replicationError: true, endpoints: true, drainingSince: true })),
+  startedAt: z.string().nullable(),
+  endedAt: z.string().nullable(),
+  broadcastId: z.string(),
+  status: z.enum(["idle", "live", "ended"]),
+});
+export type Stats = z.infer<typeof StatsSchema>;

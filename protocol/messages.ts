@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { Stats } from "./api.ts";
 
 /**
  * Every WebSocket message, defined once for the Worker, the Durable Objects
@@ -19,39 +20,6 @@ export const StatsClientMessage = z.object({
   channel: z.literal("stats"),
 });
 export type StatsClientMessage = z.infer<typeof StatsClientMessage>;
-
-export interface StageStats {
-  stageArn: string;
-  stageId: string;
-  role: "origin" | "edge";
-  state: StageState;
-  feed: Feed;
-  viewers: number;
-  capacity: number;
-  publishState: PublishState | null;
-  replication: "none" | "pending" | "active" | "failed";
-  createdAt: string;
-}
-
-export interface PublisherStats {
-  participantId: string;
-  userId: string;
-  stageArn: string;
-  state: PublishState | "idle";
-  since: string;
-}
-
-export interface Stats {
-  broadcastId: string;
-  status: "idle" | "live" | "ended";
-  totalViewers: number;
-  activeStages: number;
-  isPublisherLive: boolean;
-  publisher: PublisherStats | null;
-  stages: StageStats[];
-  startedAt: string | null;
-  endedAt: string | null;
-}
 
 export type StatsServerMessage =
   | { type: "subscribed"; channel: "stats" }

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { ScalingSettings } from "./scaling/policy.ts";
 
 /**
  * The Worker's configuration, read from `[vars]` and secrets (SPEC §12).
@@ -96,15 +97,7 @@ export interface Config {
   deployment: string;
   /** An existing stage to use as every broadcast's origin instead of creating one. */
   masterStageArn?: string;
-  scaling: {
-    capacity: number;
-    scaleUpAt: number;
-    scaleDownAt: number;
-    maxStages: number;
-    warmupMs: number;
-    drainTimeoutMs: number;
-    leadSeconds: number;
-  };
+  scaling: ScalingSettings;
   presence: { heartbeatIntervalMs: number; viewerTtlMs: number };
   replicaReconnectWindowSeconds: number;
   publisherIdleEndMs: number;

@@ -1,11 +1,11 @@
 import { DurableObject } from "cloudflare:workers";
+import type { Stage, Stats } from "../../protocol/api.ts";
 import {
   BroadcasterClientMessage,
   StatsClientMessage,
   type BroadcasterServerMessage,
   type Feed,
   type PublishState,
-  type Stats,
   type StatsServerMessage,
 } from "../../protocol/messages.ts";
 import { loadConfig, type Config } from "../config.ts";
@@ -63,21 +63,7 @@ export interface PublisherGrant extends IssuedToken {
   userId: string;
 }
 
-export interface StageView {
-  stageArn: string;
-  stageId: string;
-  role: StageRow["role"];
-  state: StageRow["state"];
-  feed: Feed;
-  viewers: number;
-  capacity: number;
-  publishState: PublishState | null;
-  replication: StageRow["replication"];
-  replicationError: string | null;
-  endpoints: { events: string; whip: string };
-  createdAt: string;
-  drainingSince: string | null;
-}
+export type StageView = Stage;
 
 /**
  * Failures the caller must tell apart. They cross the RPC boundary as an
@@ -137,6 +123,14 @@ export class Broadcast extends DurableObject<Env> {
       if (error instanceof BroadcastError) return { ok: false, kind: error.kind, message: error.message };
       throw error;
     }
+  }
+
+  #requireStage(arn: string, options: { deleting?: boolean } = {}): StageRow {
+    const stage = this.#registry.stage(arn);
+    if (!stage || (stage.state === "deleting" && !options.deleting)) {
+      throw new BroadcastError("not_found", `Stage ${arn} is not part of this broadcast.`);
+    }
+    return stage;
   }
 
   #serial<T>(work: () => Promise<T>): Promise<T> {
@@ -214,9 +208,7 @@ export class Broadcast extends DurableObject<Env> {
   /** A publish token for one stage (the origin, or a direct-fed stage). */
   stageToken(input: { stageArn: string; userId?: string }): Promise<Outcome<IssuedToken>> {
     return this.#outcome(() => {
-      const stage = this.#registry.stage(input.stageArn);
-      if (!stage || stage.state === "deleting")
-        throw new BroadcastError("not_found", `Stage ${input.stageArn} is not part of this broadcast.`);
+      const stage = this.#requireStage(input.stageArn);
       return this.#issue(stage, ["PUBLISH"], this.#cfg.tokenMinutes.publisher, input.userId);
     });
   }
@@ -241,8 +233,7 @@ export class Broadcast extends DurableObject<Env> {
 
   setPublishState(input: { stageArn: string; state: PublishState; participantId?: string }): Promise<Outcome<void>> {
     return this.#outcome(async () => {
-      const stage = this.#registry.stage(input.stageArn);
-      if (!stage) throw new BroadcastError("not_found", `Stage ${input.stageArn} is not part of this broadcast.`);
+      const stage = this.#requireStage(input.stageArn, { deleting: true });
       this.#registry.updateStage(stage.arn, { publish_state: input.state });
       const now = Date.now();
       if (stage.role === "origin") {
@@ -447,9 +438,7 @@ export class Broadcast extends DurableObject<Env> {
   updateStage(input: { stageArn: string; state: "ready" | "draining" }): Promise<Outcome<StageView>> {
     return this.#outcome(() =>
       this.#serial(async () => {
-        const stage = this.#registry.stage(input.stageArn);
-        if (!stage || stage.state === "deleting")
-          throw new BroadcastError("not_found", `Stage ${input.stageArn} is not part of this broadcast.`);
+        const stage = this.#requireStage(input.stageArn);
         if (input.state === "draining" && stage.role === "origin")
           throw new BroadcastError("conflict", "The origin stage cannot be drained while the broadcast is live.");
         if (input.state === "draining" && stage.state === "ready") await this.#drain(stage, Date.now());
@@ -462,8 +451,7 @@ export class Broadcast extends DurableObject<Env> {
   deleteStage(input: { stageArn: string }): Promise<Outcome<void>> {
     return this.#outcome(() =>
       this.#serial(async () => {
-        const stage = this.#registry.stage(input.stageArn);
-        if (!stage) throw new BroadcastError("not_found", `Stage ${input.stageArn} is not part of this broadcast.`);
+        const stage = this.#requireStage(input.stageArn, { deleting: true });
         if (stage.role === "origin" && this.#status() === "live")
           throw new BroadcastError(
             "conflict",
@@ -477,9 +465,7 @@ export class Broadcast extends DurableObject<Env> {
   startReplication(input: { stageArn: string }): Promise<Outcome<StageView>> {
     return this.#outcome(() =>
       this.#serial(async () => {
-        const stage = this.#registry.stage(input.stageArn);
-        if (!stage || stage.state === "deleting")
-          throw new BroadcastError("not_found", `Stage ${input.stageArn} is not part of this broadcast.`);
+        const stage = this.#requireStage(input.stageArn);
         if (stage.role === "origin")
           throw new BroadcastError(
             "conflict",
@@ -502,8 +488,7 @@ export class Broadcast extends DurableObject<Env> {
   stopReplication(input: { stageArn: string }): Promise<Outcome<StageView>> {
     return this.#outcome(() =>
       this.#serial(async () => {
-        const stage = this.#registry.stage(input.stageArn);
-        if (!stage) throw new BroadcastError("not_found", `Stage ${input.stageArn} is not part of this broadcast.`);
+        const stage = this.#requireStage(input.stageArn, { deleting: true });
         await this.#stopReplica(stage);
         this.#registry.updateStage(stage.arn, { replication: "none" });
         return this.#view(stage.arn);

@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { StageSchema, StatsSchema } from "../../protocol/api.ts";
 
 /**
  * Request and response schemas of the HTTP API (SPEC §7). Routes validate
@@ -106,23 +107,7 @@ export const StageToken = z
 
 const Feed = z.enum(["replica", "direct"]);
 
-export const StageView = z
-  .object({
-    stageArn: z.string(),
-    stageId: z.string(),
-    role: z.enum(["origin", "edge"]),
-    state: z.enum(["creating", "ready", "draining", "deleting"]),
-    feed: Feed,
-    viewers: z.number().int(),
-    capacity: z.number().int(),
-    publishState: z.enum(["connecting", "publishing", "stopped", "failed"]).nullable(),
-    replication: z.enum(["none", "pending", "active", "failed"]),
-    replicationError: z.string().nullable(),
-    endpoints: z.object({ events: z.string(), whip: z.string() }),
-    createdAt: z.string(),
-    drainingSince: z.string().nullable(),
-  })
-  .openapi("Stage");
+export const StageView = StageSchema.openapi("Stage");
 
 export const BroadcasterStage = z
   .object({
@@ -155,40 +140,7 @@ export const Presence = z
   })
   .openapi("Presence");
 
-const PublisherStats = z.object({
-  participantId: z.string(),
-  userId: z.string(),
-  stageArn: z.string(),
-  state: z.enum(["idle", "connecting", "publishing", "stopped", "failed"]),
-  since: z.string(),
-});
-
-export const Stats = z
-  .object({
-    broadcastId: z.string(),
-    status: z.enum(["idle", "live", "ended"]),
-    totalViewers: z.number().int(),
-    activeStages: z.number().int(),
-    isPublisherLive: z.boolean(),
-    publisher: PublisherStats.nullable(),
-    stages: z.array(
-      z.object({
-        stageArn: z.string(),
-        stageId: z.string(),
-        role: z.enum(["origin", "edge"]),
-        state: z.enum(["creating", "ready", "draining", "deleting"]),
-        feed: Feed,
-        viewers: z.number().int(),
-        capacity: z.number().int(),
-        publishState: z.enum(["connecting", "publishing", "stopped", "failed"]).nullable(),
-        replication: z.enum(["none", "pending", "active", "failed"]),
-        createdAt: z.string(),
-      }),
-    ),
-    startedAt: z.string().nullable(),
-    endedAt: z.string().nullable(),
-  })
-  .openapi("Stats");
+export const Stats = StatsSchema.openapi("Stats");
 
 export const Session = z
   .object({
