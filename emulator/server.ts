@@ -11,6 +11,7 @@ import { IvsService, defaultQuotas, type Connection, type Quotas } from "./servi
 import { type Credentials, verifySigV4 } from "./sigv4.ts";
 import { emptyState, loadState, saveState, type State } from "./state.ts";
 import { TokenRejected, loadOrCreateSigningKey } from "./tokens.ts";
+import { LocalClientMessage, type LocalServerMessage } from "../protocol/local-media.ts";
 import { LOCAL_CREDENTIALS } from "./credentials.ts";
 
 export { LOCAL_CREDENTIALS };
@@ -57,12 +58,6 @@ const Control = {
     .partial(),
   rateLimits: z.record(z.string(), z.number().int().min(1)),
 };
-
-const ClientMessage = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("join"), token: z.string().min(1) }),
-  z.object({ type: z.literal("publish") }),
-  z.object({ type: z.literal("unpublish") }),
-]);
 
 export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
   const host = options.host ?? "127.0.0.1";
@@ -194,29 +189,39 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       let connection: Connection | undefined;
       return {
         onMessage: async (event, ws) => {
-          const parsed = ClientMessage.safeParse(safeJson(String(event.data)));
-          if (!parsed.success) {
-            ws.send(JSON.stringify({ type: "error", code: "BAD_MESSAGE", message: "unrecognised message" }));
-            return;
-          }
+          const send = (message: LocalServerMessage) => ws.send(JSON.stringify(message));
+          const parsed = LocalClientMessage.safeParse(safeJson(String(event.data)));
+          if (!parsed.success) return send({ type: "error", code: "BAD_MESSAGE", message: "unrecognised message" });
           const message = parsed.data;
           try {
-            if (message.type === "join") {
-              if (connection) throw new AwsError("ConflictException", 409, "already joined");
-              connection = await service.connect(message.token, (reason) => ws.close(4000, reason.slice(0, 120)));
-              ws.send(
-                JSON.stringify({
+            if (message.type !== "join" && !connection)
+              return send({ type: "error", code: "NOT_JOINED", message: "join first" });
+            switch (message.type) {
+              case "join": {
+                if (connection) throw new AwsError("ConflictException", 409, "already joined");
+                connection = await service.connect(message.token, {
+                  kick: (reason) => ws.close(4000, reason.slice(0, 120)),
+                  send,
+                });
+                send({
                   type: "joined",
                   participantId: connection.participantId,
                   stageArn: connection.stageArn,
                   sessionId: connection.sessionId,
-                }),
-              );
-            } else if (!connection) {
-              ws.send(JSON.stringify({ type: "error", code: "NOT_JOINED", message: "join first" }));
-            } else {
-              service.setPublished(connection, message.type === "publish");
-              ws.send(JSON.stringify({ type: "published", published: message.type === "publish" }));
+                  participants: service.participantsFor(connection),
+                });
+                break;
+              }
+              case "publish":
+              case "unpublish":
+                service.setPublished(connection!, message.type === "publish");
+                send({ type: "published", published: message.type === "publish" });
+                break;
+              case "signal":
+                service.relay(connection!, message.to, message.data);
+                break;
+              default:
+                message satisfies never;
             }
           } catch (error) {
             const code =
@@ -227,7 +232,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
                   : 4500;
             const reason =
               error instanceof TokenRejected ? error.reason : error instanceof AwsError ? error.type : "internal";
-            ws.send(JSON.stringify({ type: "error", code: reason, message: (error as Error).message }));
+            send({ type: "error", code: reason, message: (error as Error).message });
             if (message.type === "join") ws.close(code, reason);
           }
         },

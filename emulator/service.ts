@@ -1,3 +1,4 @@
+import type { LocalParticipant, LocalServerMessage } from "../protocol/local-media.ts";
 import { AwsError, modelled } from "./errors.ts";
 import { randomId, sessionId } from "./ids.ts";
 import type { Input, OperationName } from "./schemas.ts";
@@ -62,6 +63,8 @@ export interface Connection {
   capabilities: Capability[];
   /** Closes the transport; called when IVS disconnects the participant. */
   kick: (reason: string) => void;
+  /** Sends a message of the local media protocol to this participant. */
+  send: (message: LocalServerMessage) => void;
 }
 
 const DEFAULT_TOKEN_MINUTES = 720;
@@ -263,7 +266,7 @@ export class IvsService {
    * existing stage, must not be revoked or already in use, and the stage must
    * have room for one more subscriber.
    */
-  async connect(token: string, kick: Connection["kick"]): Promise<Connection> {
+  async connect(token: string, transport: Pick<Connection, "kick" | "send">): Promise<Connection> {
     const claims: TokenClaims = await verifyToken(token, undefined, {
       emulator: this.options.signingKey,
       imported: (arn) => this.#state.publicKeys.find((k) => k.arn === arn),
@@ -307,9 +310,10 @@ export class IvsService {
       participantId: claims.jti,
       sessionId: session.sessionId,
       capabilities: participant.capabilities,
-      kick,
+      ...transport,
     };
     this.#connections.set(key, connection);
+    this.#toStage(stage.arn, { type: "participant_joined", participant: localView(participant) }, connection);
     this.options.onChange();
     return connection;
   }
@@ -328,6 +332,12 @@ export class IvsService {
     }
     participant.published = published;
     if (!published) this.#endReplicationsOf(connection, 0);
+    const change: LocalServerMessage = {
+      type: "participant_published",
+      participantId: connection.participantId,
+      published,
+    };
+    this.#toStage(connection.stageArn, change, connection);
     this.options.onChange();
   }
 
@@ -341,9 +351,55 @@ export class IvsService {
       participant.published = false;
     }
     this.#endReplicationsOf(connection);
+    this.#toStage(connection.stageArn, { type: "participant_left", participantId: connection.participantId });
     const stage = this.#state.stages.find((s) => s.arn === connection.stageArn);
     if (stage) this.#endSessionIfEmpty(stage);
     this.options.onChange();
+  }
+
+  /** Who a participant sees on its stage: everyone connected, replicas of other stages' publishers included. */
+  participantsFor(connection: Connection): LocalParticipant[] {
+    const stage = this.#state.stages.find((s) => s.arn === connection.stageArn);
+    const session = stage && activeSession(stage);
+    return (session?.participants ?? [])
+      .filter((p) => p.state === "CONNECTED" && p.participantId !== connection.participantId)
+      .map(localView);
+  }
+
+  /**
+   * Relays signalling from one participant to another on its stage. A replica
+   * is answered by its source: a viewer of an edge stage negotiates with the
+   * publisher in the origin, as IVS would serve it the replica's media.
+   */
+  relay(from: Connection, to: string, data: unknown): void {
+    const target = [...this.#connections.values()].find(
+      (c) =>
+        c.participantId === to &&
+        (c.stageArn === from.stageArn ||
+          this.#replicating(c.stageArn, from.stageArn, to) ||
+          this.#replicating(from.stageArn, c.stageArn, from.participantId)),
+    );
+    if (!target) {
+      from.send({ type: "error", code: "UNKNOWN_PARTICIPANT", message: `No participant ${to} on this stage.` });
+      return;
+    }
+    target.send({ type: "signal", from: from.participantId, data });
+  }
+
+  #replicating(source: string, destination: string, participantId: string): boolean {
+    return this.#state.replications.some(
+      (r) =>
+        r.replicationState === "ACTIVE" &&
+        r.sourceStageArn === source &&
+        r.destinationStageArn === destination &&
+        r.participantId === participantId,
+    );
+  }
+
+  #toStage(stageArn: string, message: LocalServerMessage, except?: Connection): void {
+    for (const connection of this.#connections.values()) {
+      if (connection.stageArn === stageArn && connection !== except) connection.send(message);
+    }
   }
 
   // ── replication ──────────────────────────────────────────────────────────
@@ -392,6 +448,7 @@ export class IvsService {
       (p) => p.participantId !== replica.participantId,
     );
     destinationSession.participants.push(replica);
+    this.#toStage(destination.arn, { type: "participant_joined", participant: localView(replica) });
     this.#state.replications.push({
       sourceStageArn: source.arn,
       destinationStageArn: destination.arn,
@@ -476,6 +533,10 @@ export class IvsService {
     if (replica) {
       replica.state = "DISCONNECTED";
       replica.published = false;
+      this.#toStage(replication.destinationStageArn, {
+        type: "participant_left",
+        participantId: replica.participantId,
+      });
     }
     if (destination) this.#endSessionIfEmpty(destination);
   }
@@ -600,6 +661,16 @@ const stageId = (arn: string) => arn.slice(arn.lastIndexOf("/") + 1);
 const activeSession = (stage: StageRecord) => stage.sessions.find((s) => s.endTime === undefined);
 const publishers = (stage: StageRecord) =>
   activeSession(stage)?.participants.filter((p) => p.state === "CONNECTED" && p.published).length ?? 0;
+
+function localView(p: ParticipantRecord): LocalParticipant {
+  return {
+    participantId: p.participantId,
+    userId: p.userId,
+    published: p.published,
+    attributes: p.attributes,
+    ...(p.replicationType === "REPLICA" && p.sourceStageArn && { replicaOf: p.sourceStageArn }),
+  };
+}
 
 function participantSummary(p: ParticipantRecord): Output {
   return {

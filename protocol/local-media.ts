@@ -1,0 +1,37 @@
+import { z } from "zod";
+
+/**
+ * The local media protocol: what the browser's local transport and the IVS
+ * emulator's events hub say to each other (SPEC §6). A participant joins with
+ * its token, learns who else is on the stage (the publisher of the origin
+ * included, on a replica stage), and negotiates WebRTC peer to peer through
+ * the hub, which relays the signalling and nothing else. Production never
+ * sees this: with IVS tokens the browser uses the IVS SDK.
+ */
+
+export const LocalClientMessage = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("join"), token: z.string().min(1) }),
+  z.object({ type: z.literal("publish") }),
+  z.object({ type: z.literal("unpublish") }),
+  /** An SDP offer or answer, or an ICE candidate, for one other participant. */
+  z.object({ type: z.literal("signal"), to: z.string().min(1).max(64), data: z.unknown() }),
+]);
+export type LocalClientMessage = z.infer<typeof LocalClientMessage>;
+
+export interface LocalParticipant {
+  participantId: string;
+  userId: string;
+  published: boolean;
+  attributes: Record<string, string>;
+  /** Set for a replica: the stage the participant actually publishes in. */
+  replicaOf?: string;
+}
+
+export type LocalServerMessage =
+  | { type: "joined"; participantId: string; stageArn: string; sessionId: string; participants: LocalParticipant[] }
+  | { type: "published"; published: boolean }
+  | { type: "participant_joined"; participant: LocalParticipant }
+  | { type: "participant_left"; participantId: string }
+  | { type: "participant_published"; participantId: string; published: boolean }
+  | { type: "signal"; from: string; data: unknown }
+  | { type: "error"; code: string; message: string };
