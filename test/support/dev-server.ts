@@ -13,6 +13,8 @@ export interface DevServer {
   url: string;
   emulatorUrl: string;
   scratch: string;
+  /** Everything it printed so far. */
+  output(): string;
   stop(): Promise<void>;
 }
 
@@ -51,6 +53,7 @@ export async function startDev(args: string[] = [], env: NodeJS.ProcessEnv = pro
     url,
     emulatorUrl: /\[ivs\] emulator at (\S+)/.exec(output)?.[1] ?? "",
     scratch,
+    output: () => output,
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();
