@@ -65,7 +65,9 @@ export const PublisherStatsSchema = z.object({
   stageArn: z.string(),
   state: z.enum(["idle", "connecting", "publishing", "stopped", "failed"]),
   since: z.string(),
+  expiresAt: z.string(),
 });
+export type PublisherStats = z.infer<typeof PublisherStatsSchema>;
 
 /** `GET /api/stats` and the stats socket's `stats_update` (seed 003 fields first). */
 export const StatsSchema = z.object({

@@ -1,5 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import type { Stage, Stats } from "../../protocol/api.ts";
+import type { PublisherStats, Stage, Stats } from "../../protocol/api.ts";
 import {
   BroadcasterClientMessage,
   StatsClientMessage,
@@ -256,22 +256,25 @@ export class Broadcast extends DurableObject<Env> {
   }
 
   publisherInfo() {
-    const publisher = this.#registry.publisher();
-    const origin = this.#registry.origin();
     return {
-      publisher: publisher
-        ? {
-            participantId: publisher.participant_id,
-            userId: publisher.user_id,
-            stageArn: publisher.stage_arn,
-            state: publisher.state,
-            since: iso(publisher.since),
-            expiresAt: iso(publisher.expires_at),
-          }
-        : null,
-      originStageArn: origin?.arn ?? null,
-      isPublisherLive: publisher?.state === "publishing",
+      publisher: this.#publisherView(),
+      originStageArn: this.#registry.origin()?.arn ?? null,
+      isPublisherLive: this.#publisherLive(),
     };
+  }
+
+  #publisherView(): PublisherStats | null {
+    const p = this.#registry.publisher();
+    return p
+      ? {
+          participantId: p.participant_id,
+          userId: p.user_id,
+          stageArn: p.stage_arn,
+          state: p.state,
+          since: iso(p.since),
+          expiresAt: iso(p.expires_at),
+        }
+      : null;
   }
 
   /** Ends the broadcast: viewers are told, and every stage Fanout created is deleted. */
@@ -315,7 +318,6 @@ export class Broadcast extends DurableObject<Env> {
   // ── stats and history ────────────────────────────────────────────────────
 
   stats(): Stats {
-    const publisher = this.#registry.publisher();
     const stages = this.#views();
     return {
       broadcastId: this.#id,
@@ -323,15 +325,7 @@ export class Broadcast extends DurableObject<Env> {
       totalViewers: this.#totalViewers(),
       activeStages: stages.filter((s) => s.state === "ready" || s.state === "draining").length,
       isPublisherLive: this.#publisherLive(),
-      publisher: publisher
-        ? {
-            participantId: publisher.participant_id,
-            userId: publisher.user_id,
-            stageArn: publisher.stage_arn,
-            state: publisher.state,
-            since: iso(publisher.since),
-          }
-        : null,
+      publisher: this.#publisherView(),
       stages: stages.map((s) => ({
         stageArn: s.stageArn,
         stageId: s.stageId,

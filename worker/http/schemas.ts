@@ -74,32 +74,22 @@ export const StageParam = z.object({
 
 const Capability = z.enum(["PUBLISH", "SUBSCRIBE"]);
 
-export const ViewerToken = z
-  .object({
-    token: z.string(),
-    participantId: z.string(),
-    stageArn: z.string(),
-    userId: z.string(),
-    capabilities: z.array(Capability),
-    expiresIn: z.number().int().openapi({ description: "seconds" }),
-    expiresAt: z.string(),
-    currentViewers: z.number().int(),
-    heartbeatIntervalSeconds: z.number().int(),
-  })
-  .openapi("ViewerToken");
+const IssuedToken = z.object({
+  token: z.string(),
+  participantId: z.string(),
+  stageArn: z.string(),
+  userId: z.string(),
+  capabilities: z.array(Capability),
+  expiresIn: z.number().int().openapi({ description: "seconds" }),
+  expiresAt: z.string(),
+});
 
-export const PublisherToken = z
-  .object({
-    token: z.string(),
-    participantId: z.string(),
-    stageArn: z.string(),
-    userId: z.string(),
-    capabilities: z.array(Capability),
-    expiresIn: z.number().int(),
-    expiresAt: z.string(),
-    whipEndpoint: z.string(),
-  })
-  .openapi("PublisherToken");
+export const ViewerToken = IssuedToken.extend({
+  currentViewers: z.number().int(),
+  heartbeatIntervalSeconds: z.number().int(),
+}).openapi("ViewerToken");
+
+export const PublisherToken = IssuedToken.extend({ whipEndpoint: z.string() }).openapi("PublisherToken");
 
 export const StageToken = z
   .object({ token: z.string(), participantId: z.string(), expiresIn: z.number().int(), expiresAt: z.string() })

@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { PublisherStatsSchema } from "../../protocol/api.ts";
 import { requireAdmin } from "./auth.ts";
 import { adminSecurity, failures, ok, router } from "./router.ts";
 import { Stats, StageView } from "./schemas.ts";
@@ -64,16 +65,7 @@ stats.openapi(
 );
 
 const PublisherInfo = z.object({
-  publisher: z
-    .object({
-      participantId: z.string(),
-      userId: z.string(),
-      stageArn: z.string(),
-      state: z.string(),
-      since: z.string(),
-      expiresAt: z.string(),
-    })
-    .nullable(),
+  publisher: PublisherStatsSchema.nullable(),
   originStageArn: z.string().nullable(),
   isPublisherLive: z.boolean(),
 });
