@@ -36,10 +36,13 @@ export interface Health {
   time: string;
 }
 
-const Feed = z.enum(["replica", "direct"]);
-const StageStateSchema = z.enum(["creating", "ready", "draining", "deleting"]);
-const PublishStateSchema = z.enum(["connecting", "publishing", "stopped", "failed"]);
+export const FeedSchema = z.enum(["replica", "direct"]);
+export const StageStateSchema = z.enum(["creating", "ready", "draining", "deleting"]);
+export const PublishStateSchema = z.enum(["connecting", "publishing", "stopped", "failed"]);
 const ReplicationSchema = z.enum(["none", "pending", "active", "failed"]);
+export type Feed = z.infer<typeof FeedSchema>;
+export type StageState = z.infer<typeof StageStateSchema>;
+export type PublishState = z.infer<typeof PublishStateSchema>;
 
 /** One stage of a broadcast, as the stage routes answer it. */
 export const StageSchema = z.object({
@@ -47,7 +50,7 @@ export const StageSchema = z.object({
   stageId: z.string(),
   role: z.enum(["origin", "edge"]),
   state: StageStateSchema,
-  feed: Feed,
+  feed: FeedSchema,
   viewers: z.number().int(),
   capacity: z.number().int(),
   publishState: PublishStateSchema.nullable(),

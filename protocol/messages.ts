@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { Stats } from "./api.ts";
+import { PublishStateSchema, type Feed, type Stats } from "./api.ts";
 
 /**
  * Every WebSocket message, defined once for the Worker, the Durable Objects
@@ -7,9 +7,7 @@ import type { Stats } from "./api.ts";
  * socket; what the server sends is a type.
  */
 
-export type Feed = "replica" | "direct";
-export type StageState = "creating" | "ready" | "draining" | "deleting";
-export type PublishState = "connecting" | "publishing" | "stopped" | "failed";
+export type { Feed, PublishState, StageState } from "./api.ts";
 
 const StageArn = z.string().regex(/^arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage\/[a-zA-Z0-9-]+$/);
 
@@ -34,7 +32,7 @@ export const BroadcasterClientMessage = z.discriminatedUnion("type", [
     type: z.literal("publish_state"),
     data: z.object({
       stageArn: StageArn,
-      state: z.enum(["connecting", "publishing", "stopped", "failed"]),
+      state: PublishStateSchema,
       participantId: z.string().max(64).optional(),
     }),
   }),

@@ -26,8 +26,6 @@ export class ApiError extends Error {
   }
 }
 
-export type { ErrorCode };
-
 export function errorEnvelope(error: ApiError): ErrorEnvelope {
   return {
     success: false,

@@ -28,9 +28,15 @@ app.onError((error, c) => {
       console.error(`${error.code}: ${error.message}${error.cause ? ` (${(error.cause as Error).message})` : ""}`);
     return c.json(errorEnvelope(error), error.status);
   }
-  if (error instanceof HTTPException && error.status === 400) {
-    // Hono's own body parsing: malformed JSON is the caller's mistake, not a 500.
-    return c.json(errorEnvelope(new ApiError("VALIDATION_ERROR", 400, "The request body is not valid JSON.")), 400);
+  if (error instanceof HTTPException && error.status < 500) {
+    // Hono's own request parsing (malformed JSON, a body that is not JSON): the caller's mistake, not a 500.
+    const message =
+      error.status === 415
+        ? "Send the request body as JSON (Content-Type: application/json)."
+        : error.status === 400
+          ? "The request body is not valid JSON."
+          : error.message;
+    return c.json(errorEnvelope(new ApiError("VALIDATION_ERROR", error.status, message)), error.status);
   }
   if (error instanceof ConfigError) {
     // The operator's first `curl /health` after a deploy should say what is missing.

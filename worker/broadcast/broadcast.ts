@@ -326,18 +326,8 @@ export class Broadcast extends DurableObject<Env> {
       activeStages: stages.filter((s) => s.state === "ready" || s.state === "draining").length,
       isPublisherLive: this.#publisherLive(),
       publisher: this.#publisherView(),
-      stages: stages.map((s) => ({
-        stageArn: s.stageArn,
-        stageId: s.stageId,
-        role: s.role,
-        state: s.state,
-        feed: s.feed,
-        viewers: s.viewers,
-        capacity: s.capacity,
-        publishState: s.publishState,
-        replication: s.replication,
-        createdAt: s.createdAt,
-      })),
+      // The stats carry each stage without its endpoints and drain details (StatsSchema).
+      stages: stages.map(({ replicationError: _e, endpoints: _p, drainingSince: _d, ...stage }) => stage),
       startedAt: this.#registry.get("started_at") ? iso(Number(this.#registry.get("started_at"))) : null,
       endedAt: this.#registry.get("ended_at") ? iso(Number(this.#registry.get("ended_at"))) : null,
     };
@@ -545,11 +535,6 @@ export class Broadcast extends DurableObject<Env> {
       if (orphansDeleted.length || dropped.length) this.#statsChanged();
       return { orphansDeleted, dropped };
     });
-  }
-
-  /** Snapshots every SNAPSHOT_INTERVAL_MINUTES and retention; run by the cron. */
-  housekeeping(): void {
-    this.#housekeeping(Date.now());
   }
 
   #housekeeping(now: number): void {

@@ -1,4 +1,4 @@
-import type { Feed, PublishState, StageState } from "../../protocol/messages.ts";
+import type { Feed, PublishState, StageState } from "../../protocol/api.ts";
 
 /**
  * The Broadcast DO's SQLite tables and typed access to them. Schema changes

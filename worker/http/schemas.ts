@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { StageSchema, StatsSchema } from "../../protocol/api.ts";
+import { FeedSchema, PublishStateSchema, StageSchema, StatsSchema } from "../../protocol/api.ts";
 
 /**
  * Request and response schemas of the HTTP API (SPEC §7). Routes validate
@@ -59,7 +59,7 @@ export const RejoinRequest = z
   .openapi("RejoinRequest");
 export const StageUpdateRequest = z.object({ state: z.enum(["ready", "draining"]) }).openapi("StageUpdateRequest");
 export const PublishStateRequest = z
-  .object({ stageArn: StageArn, state: z.enum(["connecting", "publishing", "stopped", "failed"]) })
+  .object({ stageArn: StageArn, state: PublishStateSchema })
   .openapi("PublishStateRequest");
 
 /** A stage in a path: the full ARN (URL-encoded) or just its id. */
@@ -95,7 +95,7 @@ export const StageToken = z
   .object({ token: z.string(), participantId: z.string(), expiresIn: z.number().int(), expiresAt: z.string() })
   .openapi("StageToken");
 
-const Feed = z.enum(["replica", "direct"]);
+const Feed = FeedSchema;
 
 export const StageView = StageSchema.openapi("Stage");
 

@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { FeedSchema } from "../../protocol/api.ts";
 import { ApiError } from "../errors.ts";
 import { requireAdmin } from "./auth.ts";
 import { adminSecurity, failures, jsonBody, ok, router, unwrap } from "./router.ts";
@@ -111,7 +112,7 @@ stages.openapi(
       ...ok(
         z.object({
           stageArn: z.string(),
-          feed: z.enum(["replica", "direct"]),
+          feed: FeedSchema,
           replication: z.string(),
           error: z.string().nullable(),
         }),

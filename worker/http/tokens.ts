@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { FeedSchema } from "../../protocol/api.ts";
 import { joinAsViewer } from "../join/join.ts";
 import { requireAdmin, requireViewerAccess } from "./auth.ts";
 import { rateLimit } from "./rate-limit.ts";
@@ -92,7 +93,7 @@ tokens.openapi(
               stageArn: z.string(),
               token: z.string(),
               participantId: z.string(),
-              feed: z.enum(["replica", "direct"]),
+              feed: FeedSchema,
             }),
           ),
         }),

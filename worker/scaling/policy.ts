@@ -17,7 +17,7 @@
  *   CreateStage call to appear, and a flash crowd must not outrun that.
  */
 
-export type StageState = "creating" | "ready" | "draining" | "deleting";
+import type { StageState } from "../../protocol/api.ts";
 
 export interface StageLoad {
   arn: string;

@@ -39,6 +39,8 @@ const REPORT_INTERVAL_MS = 1000;
 export class StageShard extends DurableObject<Env> {
   readonly #sql: SqlStorage;
   #config: Config | undefined;
+  /** When the alarm is due, as set in storage (null: none). Read once at start, then kept here. */
+  #alarmAt: number | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -63,6 +65,9 @@ export class StageShard extends DurableObject<Env> {
     `);
     // Viewers ping to keep their socket alive; the runtime answers without waking this object.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(VIEWER_PING, VIEWER_PONG));
+    void ctx.blockConcurrencyWhile(async () => {
+      this.#alarmAt = await ctx.storage.getAlarm();
+    });
   }
 
   get #cfg(): Config {
@@ -267,6 +272,8 @@ export class StageShard extends DurableObject<Env> {
   // ── sweep and reports ────────────────────────────────────────────────────
 
   override async alarm(): Promise<void> {
+    // The alarm that woke us is spent.
+    this.#alarmAt = null;
     const now = Date.now();
     const ttl = this.#cfg.presence.viewerTtlMs;
     // A socket is presence enough while it pings; an HTTP viewer must heartbeat.
@@ -381,10 +388,11 @@ export class StageShard extends DurableObject<Env> {
   }
 
   #armAt(at: number): void {
-    // Alarms are one per object: keep whichever is due first.
-    void this.ctx.storage.getAlarm().then((current) => {
-      if (current === null || current > at) return this.ctx.storage.setAlarm(at);
-    });
+    // Alarms are one per object: keep whichever is due first. The time is known here, so the
+    // join and heartbeat paths only write when the alarm actually moves earlier.
+    if (this.#alarmAt !== null && this.#alarmAt <= at) return;
+    this.#alarmAt = at;
+    void this.ctx.storage.setAlarm(at);
   }
 
   #count(): number {
