@@ -220,6 +220,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
               case "signal":
                 service.relay(connection!, message.to, message.data);
                 break;
+              case "exchange":
+                send({ type: "exchanged", expiresAt: await service.exchange(connection!, message.token) });
+                break;
               default:
                 message satisfies never;
             }
@@ -233,7 +236,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
             const reason =
               error instanceof TokenRejected ? error.reason : error instanceof AwsError ? error.type : "internal";
             send({ type: "error", code: reason, message: (error as Error).message });
-            if (message.type === "join") ws.close(code, reason);
+            // A refused join or token exchange ends the connection, as IVS leaves the stage.
+            if (message.type === "join" || message.type === "exchange") ws.close(code, reason);
           }
         },
         onClose: () => {

@@ -318,6 +318,26 @@ export class IvsService {
     return connection;
   }
 
+  /**
+   * A connected participant swaps its token for a fresh one (the SDK's
+   * `exchangeToken`): it must verify and name the same stage and participant;
+   * the new capabilities apply from now on. Answers the new expiry.
+   */
+  async exchange(connection: Connection, token: string): Promise<string> {
+    const claims: TokenClaims = await verifyToken(token, undefined, {
+      emulator: this.options.signingKey,
+      imported: (arn) => this.#state.publicKeys.find((k) => k.arn === arn),
+    });
+    if (claims.resource !== connection.stageArn || claims.jti !== connection.participantId) {
+      throw new TokenRejected("wrong_participant", "the new token is for another stage or participant");
+    }
+    connection.capabilities = capabilitiesOf(claims);
+    const participant = this.#liveParticipant(connection);
+    if (participant) participant.capabilities = connection.capabilities;
+    if (participant?.published && !connection.capabilities.includes("PUBLISH")) this.setPublished(connection, false);
+    return new Date(claims.exp * 1000).toISOString();
+  }
+
   setPublished(connection: Connection, published: boolean): void {
     const participant = this.#liveParticipant(connection);
     if (!participant) return;

@@ -36,7 +36,8 @@ export interface TokenClaims {
 }
 
 export class TokenRejected extends Error {
-  readonly reason: "expired" | "bad_signature" | "unknown_key" | "wrong_stage" | "malformed" | "revoked";
+  readonly reason:
+    "expired" | "bad_signature" | "unknown_key" | "wrong_stage" | "wrong_participant" | "malformed" | "revoked";
   constructor(reason: TokenRejected["reason"], message: string) {
     super(message);
     this.reason = reason;

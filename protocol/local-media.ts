@@ -13,6 +13,8 @@ export const LocalClientMessage = z.discriminatedUnion("type", [
   z.object({ type: z.literal("join"), token: z.string().min(1) }),
   z.object({ type: z.literal("publish") }),
   z.object({ type: z.literal("unpublish") }),
+  /** Token renewal in place (the SDK's `exchangeToken`): same stage, same participant. */
+  z.object({ type: z.literal("exchange"), token: z.string().min(1) }),
   /** An SDP offer or answer, or an ICE candidate, for one other participant. */
   z.object({ type: z.literal("signal"), to: z.string().min(1).max(64), data: z.unknown() }),
 ]);
@@ -30,6 +32,7 @@ export interface LocalParticipant {
 export type LocalServerMessage =
   | { type: "joined"; participantId: string; stageArn: string; sessionId: string; participants: LocalParticipant[] }
   | { type: "published"; published: boolean }
+  | { type: "exchanged"; expiresAt: string }
   | { type: "participant_joined"; participant: LocalParticipant }
   | { type: "participant_left"; participantId: string }
   | { type: "participant_published"; participantId: string; published: boolean }

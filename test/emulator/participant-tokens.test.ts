@@ -97,6 +97,29 @@ describe("participant tokens", () => {
     participant.ws.close();
   });
 
+  it("renewed for the same participant, is exchanged in place without leaving the stage", async () => {
+    const first = await issueParticipantToken(selfSigned, viewerRequest());
+    const participant = join(stage.endpoints.events, first.token);
+    await participant.joined;
+    const renewed = await issueParticipantToken(selfSigned, {
+      ...viewerRequest(),
+      durationMinutes: 120,
+      participantId: first.participantId,
+    });
+    expect(renewed.participantId).toBe(first.participantId);
+    expect(await participant.exchange(renewed.token)).toEqual({ type: "exchanged", expiresAt: renewed.expiresAt });
+    expect(participant.ws.readyState).toBe(WebSocket.OPEN);
+    participant.ws.close();
+  });
+
+  it("a token for another participant is refused in an exchange, and the connection ends", async () => {
+    const participant = join(stage.endpoints.events, (await issueParticipantToken(selfSigned, viewerRequest())).token);
+    await participant.joined;
+    const someoneElse = await issueParticipantToken(selfSigned, viewerRequest());
+    expect(await participant.exchange(someoneElse.token)).toMatchObject({ type: "error", code: "wrong_participant" });
+    expect((await participant.closed).code).toBe(4401);
+  });
+
   it("is rejected by the emulator once expired", async () => {
     const privateKey = await importPKCS8(toPem(key.privateKey), "ES384");
     const expired = await new SignJWT({

@@ -49,6 +49,8 @@ export interface Participant {
   joined: Promise<{ type: string; participantId?: string; code?: string; message?: string }>;
   closed: Promise<{ code: number; reason: string }>;
   publish(): Promise<{ type: string; code?: string }>;
+  /** Swaps the token in place; resolves with `exchanged` or `error`. */
+  exchange(token: string): Promise<{ type: string; code?: string; expiresAt?: string }>;
 }
 
 /** Connects to a stage's events endpoint as IVS clients do, presenting a token. */
@@ -74,6 +76,11 @@ export function join(eventsUrl: string, token: string): Participant {
     publish: () => {
       const answer = next();
       ws.send(JSON.stringify({ type: "publish" }));
+      return answer;
+    },
+    exchange: (newToken: string) => {
+      const answer = next();
+      ws.send(JSON.stringify({ type: "exchange", token: newToken }));
       return answer;
     },
   };

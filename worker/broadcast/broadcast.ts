@@ -168,14 +168,25 @@ export class Broadcast extends DurableObject<Env> {
 
   // ── the publisher ────────────────────────────────────────────────────────
 
-  publisherToken(input: { userId: string }): Promise<Outcome<PublisherGrant>> {
+  /**
+   * The broadcaster's token for the origin. With `participantId` of the
+   * current publisher this is a renewal: the same participant (self-signed
+   * tokens), so the replicas keep following it.
+   */
+  publisherToken(input: { userId: string; participantId?: string }): Promise<Outcome<PublisherGrant>> {
     return this.#outcome(() =>
       this.#serial(async () => {
         this.#registry.set("broadcast_id", this.#id);
         const origin = await this.#ensureOrigin();
         const minutes = this.#cfg.tokenMinutes.publisher;
-        const issued = await this.#issue(origin, ["PUBLISH", "SUBSCRIBE"], minutes, input.userId);
         const previous = this.#registry.publisher();
+        const renewing =
+          input.participantId !== undefined &&
+          previous?.participant_id === input.participantId &&
+          previous.stage_arn === origin.arn
+            ? input.participantId
+            : undefined;
+        const issued = await this.#issue(origin, ["PUBLISH", "SUBSCRIBE"], minutes, input.userId, renewing);
         const now = Date.now();
         this.#registry.setPublisher({
           participant_id: issued.participantId,
@@ -206,10 +217,10 @@ export class Broadcast extends DurableObject<Env> {
   }
 
   /** A publish token for one stage (the origin, or a direct-fed stage). */
-  stageToken(input: { stageArn: string; userId?: string }): Promise<Outcome<IssuedToken>> {
+  stageToken(input: { stageArn: string; userId?: string; participantId?: string }): Promise<Outcome<IssuedToken>> {
     return this.#outcome(() => {
       const stage = this.#requireStage(input.stageArn);
-      return this.#issue(stage, ["PUBLISH"], this.#cfg.tokenMinutes.publisher, input.userId);
+      return this.#issue(stage, ["PUBLISH"], this.#cfg.tokenMinutes.publisher, input.userId, input.participantId);
     });
   }
 
@@ -950,12 +961,14 @@ export class Broadcast extends DurableObject<Env> {
     capabilities: ("PUBLISH" | "SUBSCRIBE")[],
     minutes: number,
     userId?: string,
+    participantId?: string,
   ): Promise<IssuedToken> {
     return issueParticipantToken(tokenIssuerFor(this.#cfg, this.#client), {
       stage: { arn: stage.arn, endpoints: { events: stage.events_url, whip: stage.whip_url } },
       capabilities,
       durationMinutes: minutes,
       userId,
+      participantId,
     });
   }
 

@@ -48,8 +48,8 @@ broadcaster.openapi(
     responses: { ...ok(StageToken, "the token"), ...failures(400, 401, 404, 502) },
   }),
   async (c) => {
-    const { stageArn } = c.req.valid("json");
-    const token = unwrap(await c.env.BROADCAST.getByName(c.var.broadcastId).stageToken({ stageArn }));
+    const { stageArn, participantId } = c.req.valid("json");
+    const token = unwrap(await c.env.BROADCAST.getByName(c.var.broadcastId).stageToken({ stageArn, participantId }));
     return c.json(
       {
         success: true as const,

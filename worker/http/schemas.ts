@@ -49,8 +49,19 @@ export const envelope = <T extends z.ZodType>(data: T) => z.object({ success: z.
 export const ViewerTokenRequest = z
   .object({ userId: UserId, stageArn: StageArn.optional() })
   .openapi("ViewerTokenRequest");
-export const PublisherTokenRequest = z.object({ userId: UserId }).openapi("PublisherTokenRequest");
-export const StageTokenRequest = z.object({ stageArn: StageArn }).openapi("StageTokenRequest");
+/** Renewal: the participant whose token is expiring, kept when tokens are self-signed. */
+const RenewingParticipant = ParticipantId.optional().openapi({
+  description: "Renewal: the participant whose token is expiring; kept when tokens are self-signed",
+});
+export const PublisherTokenRequest = z
+  .object({ userId: UserId, participantId: RenewingParticipant })
+  .openapi("PublisherTokenRequest");
+export const StageTokenRequest = z
+  .object({ stageArn: StageArn, participantId: RenewingParticipant })
+  .openapi("StageTokenRequest");
+export const RenewRequest = z
+  .object({ userId: UserId, stageArn: StageArn, participantId: ParticipantId })
+  .openapi("RenewRequest");
 export const PresenceRequest = z
   .object({ userId: UserId, stageArn: StageArn, participantId: ParticipantId.optional() })
   .openapi("PresenceRequest");

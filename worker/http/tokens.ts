@@ -1,10 +1,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { FeedSchema } from "../../protocol/api.ts";
-import { joinAsViewer } from "../join/join.ts";
+import { joinAsViewer, renewViewerToken } from "../join/join.ts";
 import { requireAdmin, requireViewerAccess } from "./auth.ts";
 import { rateLimit } from "./rate-limit.ts";
 import { adminSecurity, failures, jsonBody, ok, router, secondsUntil, unwrap } from "./router.ts";
-import { PublisherToken, PublisherTokenRequest, ViewerToken, ViewerTokenRequest } from "./schemas.ts";
+import { PublisherToken, PublisherTokenRequest, RenewRequest, ViewerToken, ViewerTokenRequest } from "./schemas.ts";
 
 export const tokens = router();
 
@@ -46,6 +46,45 @@ tokens.openapi(
 tokens.openapi(
   createRoute({
     method: "post",
+    path: "/token/viewer/renew",
+    tags: ["tokens"],
+    summary:
+      "A viewer's token before it expires: the same participant when tokens are self-signed (swap it in with exchangeToken), a new one on the same stage otherwise (rejoin)",
+    middleware: [requireViewerAccess, rateLimit("JOIN_LIMITER")] as const,
+    request: jsonBody(RenewRequest),
+    responses: { ...ok(ViewerToken, "the renewed token"), ...failures(400, 401, 404, 429, 502, 503) },
+  }),
+  async (c) => {
+    const { userId, stageArn, participantId } = c.req.valid("json");
+    const joined = await renewViewerToken(
+      c.env,
+      c.var.config,
+      { broadcastId: c.var.broadcastId, userId, stageArn, participantId },
+      (p) => c.executionCtx.waitUntil(p),
+    );
+    return c.json(
+      {
+        success: true as const,
+        data: {
+          token: joined.token.token,
+          participantId: joined.token.participantId,
+          stageArn: joined.stageArn,
+          userId,
+          capabilities: joined.token.capabilities,
+          expiresIn: secondsUntil(joined.token.expiresAt),
+          expiresAt: joined.token.expiresAt,
+          currentViewers: joined.viewers,
+          heartbeatIntervalSeconds: c.var.config.presence.heartbeatIntervalMs / 1000,
+        },
+      },
+      200,
+    );
+  },
+);
+
+tokens.openapi(
+  createRoute({
+    method: "post",
     path: "/token/publisher",
     tags: ["tokens"],
     summary: "The broadcaster's token for the origin stage (created on first use); starts the broadcast",
@@ -55,8 +94,8 @@ tokens.openapi(
     responses: { ...ok(PublisherToken, "the publisher token"), ...failures(400, 401, 502) },
   }),
   async (c) => {
-    const { userId } = c.req.valid("json");
-    const grant = unwrap(await c.env.BROADCAST.getByName(c.var.broadcastId).publisherToken({ userId }));
+    const { userId, participantId } = c.req.valid("json");
+    const grant = unwrap(await c.env.BROADCAST.getByName(c.var.broadcastId).publisherToken({ userId, participantId }));
     return c.json(
       {
         success: true as const,

@@ -96,11 +96,41 @@ export async function joinAsViewer(
   }
 }
 
+/**
+ * A viewer's token is about to expire. With self-signed tokens the viewer
+ * gets a token for the same participant and swaps it in place
+ * (`exchangeToken`): no new admission, no interruption. With API tokens IVS
+ * names a new participant, so this is a fresh join on the same stage and the
+ * client rejoins.
+ */
+export async function renewViewerToken(
+  env: Env,
+  config: Config,
+  input: { broadcastId: string; userId: string; stageArn: string; participantId: string },
+  waitUntil: (promise: Promise<unknown>) => void,
+): Promise<Joined> {
+  const issuer = tokenIssuerFor(config, new IvsClient(config.ivs));
+  if (issuer.kind === "api") return joinAsViewer(env, config, input, waitUntil);
+  const table = await cachedRoutingTable(env, input.broadcastId);
+  const stage = table.stages.find((s) => s.arn === input.stageArn);
+  if (!stage) throw new ApiError("NOT_FOUND", 404, `Stage ${input.stageArn} is not part of this broadcast.`);
+  const admission = await env.STAGE_SHARD.getByName(stage.arn).renew({
+    userId: input.userId,
+    participantId: input.participantId,
+  });
+  if (!admission.admitted) {
+    throw new ApiError("NOT_FOUND", 404, "That stage no longer takes this viewer; ask for a new token.");
+  }
+  const token = await mint(issuer, stage, config, input.userId, input.participantId);
+  return { token, stageArn: stage.arn, viewers: admission.viewers };
+}
+
 async function mint(
   issuer: ReturnType<typeof tokenIssuerFor>,
   stage: RoutingStage,
   config: Config,
   userId: string,
+  participantId?: string,
 ): Promise<IssuedToken> {
   try {
     return await issueParticipantToken(issuer, {
@@ -108,6 +138,7 @@ async function mint(
       capabilities: ["SUBSCRIBE"],
       durationMinutes: config.tokenMinutes.viewer,
       userId,
+      participantId,
     });
   } catch (error) {
     throw tokenError(error);

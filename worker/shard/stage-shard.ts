@@ -143,6 +143,20 @@ export class StageShard extends DurableObject<Env> {
   }
 
   /** A viewer back after a blip, with the participant id it had: admitted again if it was swept meanwhile. */
+  /**
+   * A token renewal: only a viewer this shard already holds (same participant
+   * and user) may have its participant id signed again; anyone else would be
+   * taking over another viewer's seat.
+   */
+  renew(input: { userId: string; participantId: string }): Admission {
+    const known = this.#sql
+      .exec("SELECT 1 FROM viewers WHERE participant_id = ? AND user_id = ?", input.participantId, input.userId)
+      .toArray();
+    if (known.length === 0) return { admitted: false, reason: "unknown", viewers: this.#count() };
+    this.#sql.exec("UPDATE viewers SET last_seen = ? WHERE participant_id = ?", Date.now(), input.participantId);
+    return { admitted: true, viewers: this.#count(), capacity: this.#cfg.scaling.capacity };
+  }
+
   rejoin(input: { userId: string; participantId: string }): Admission {
     const existing = this.#sql.exec("SELECT 1 FROM viewers WHERE participant_id = ?", input.participantId).toArray();
     if (existing.length > 0) {

@@ -16,6 +16,12 @@ export interface ParticipantTokenRequest {
   durationMinutes: number;
   userId?: string;
   attributes?: Record<string, string>;
+  /**
+   * Renewal: keep this participant id, so the client can swap the token in
+   * place (`exchangeToken`). Honoured for self-signed tokens only;
+   * CreateParticipantToken always names a new participant.
+   */
+  participantId?: string;
 }
 
 export interface IssuedToken {
@@ -43,7 +49,7 @@ async function selfSign(
   const claims = selfSignedClaims({
     stageArn: request.stage.arn,
     endpoints: request.stage.endpoints,
-    participantId: newParticipantId(),
+    participantId: request.participantId ?? newParticipantId(),
     capabilities: request.capabilities,
     durationMinutes: request.durationMinutes,
     userId: request.userId,
