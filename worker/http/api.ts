@@ -31,10 +31,15 @@ export function apiRoutes() {
   return api;
 }
 
-/** The OpenAPI 3.1 document, generated from the route schemas (served at /api/openapi.json). */
-export function openApiDocument(origin: string) {
+/**
+ * The OpenAPI 3.1 document, generated from the route schemas: served at
+ * /api/openapi.json with the routes at `/api` (`base`), and generated with
+ * `base` "/" for the pages' typed client (scripts/api-types.ts), which puts
+ * `/api/broadcasts/<id>` in front.
+ */
+export function openApiDocument(origin: string, base = "/api") {
   const docs = new OpenAPIHono();
-  docs.route("/api", apiRoutes());
+  docs.route(base, apiRoutes());
   docs.openAPIRegistry.registerComponent("securitySchemes", "apiKey", {
     type: "apiKey",
     in: "header",

@@ -1,0 +1,322 @@
+import type { LocalParticipant, LocalServerMessage } from "../../../../protocol/local-media.ts";
+import {
+  Emitter,
+  tokenInfo,
+  type ConnectionState,
+  type MediaStage,
+  type StageParticipant,
+  type StageStrategy,
+} from "./stage.ts";
+
+/**
+ * Local media (SPEC §6): the emulator's signalling hub at the token's
+ * `events_url` tells who is on the stage (on a replica stage, the origin's
+ * publisher too) and relays SDP between participants, which connect with
+ * WebRTC peer to peer. The subscriber makes the offer (receive-only audio and
+ * video); the publisher answers with its tracks. Offers and answers carry
+ * their candidates (no trickle): on one machine gathering takes milliseconds.
+ */
+
+type Signal = { kind: "offer" | "answer"; sdp: string };
+
+interface Remote {
+  info: LocalParticipant;
+  /** The connection we receive this participant on (we offered). */
+  inbound?: RTCPeerConnection;
+  inboundTracks: MediaStreamTrack[];
+  /** The connection this participant receives us on (it offered). */
+  outbound?: RTCPeerConnection;
+}
+
+const GATHER_TIMEOUT_MS = 2_000;
+
+export class LocalStage implements MediaStage {
+  readonly transport = "local";
+  #token: string;
+  #strategy: StageStrategy;
+  #events = new Emitter();
+  #ws?: WebSocket;
+  #state: ConnectionState = "disconnected";
+  #self?: StageParticipant;
+  #publishing = false;
+  #remotes = new Map<string, Remote>();
+  #pending?: { resolve: () => void; reject: (error: Error) => void; type: "joined" | "exchanged" };
+
+  constructor(token: string, strategy: StageStrategy) {
+    this.#token = token;
+    this.#strategy = strategy;
+  }
+
+  on: MediaStage["on"] = (event, listener) => this.#events.on(event, listener);
+  off: MediaStage["off"] = (event, listener) => this.#events.off(event, listener);
+
+  join(): Promise<void> {
+    const url = tokenInfo(this.#token).eventsUrl;
+    if (!url) return Promise.reject(new Error("This token names no events endpoint."));
+    this.#setState("connecting");
+    const ws = new WebSocket(url);
+    this.#ws = ws;
+    ws.addEventListener("open", () => ws.send(JSON.stringify({ type: "join", token: this.#token })));
+    ws.addEventListener("message", (event) => void this.#receive(JSON.parse(String(event.data)) as LocalServerMessage));
+    ws.addEventListener("close", (event) => {
+      if (this.#ws !== ws) return;
+      this.#pending?.reject(new Error(event.reason || "The stage connection closed."));
+      this.#pending = undefined;
+      this.#teardown(event.code === 1000 ? "disconnected" : "errored");
+    });
+    return new Promise((resolve, reject) => (this.#pending = { resolve, reject, type: "joined" }));
+  }
+
+  leave(): void {
+    const ws = this.#ws;
+    this.#ws = undefined;
+    if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000, "left");
+    this.#teardown("disconnected");
+  }
+
+  refreshStrategy(): void {
+    if (this.#state !== "connected" || !this.#self) return;
+    const wanted = this.#strategy.shouldPublishParticipant(this.#self);
+    if (wanted !== this.#publishing) this.#setPublishing(wanted);
+    for (const remote of this.#remotes.values()) {
+      if (remote.outbound) void this.#sendTracks(remote.outbound);
+      this.#reconsiderSubscription(remote);
+    }
+  }
+
+  exchangeToken(token: string): Promise<void> {
+    const ws = this.#ws;
+    if (!ws || this.#state !== "connected") return Promise.reject(new Error("Not connected to the stage."));
+    this.#token = token;
+    ws.send(JSON.stringify({ type: "exchange", token }));
+    return new Promise((resolve, reject) => (this.#pending = { resolve, reject, type: "exchanged" }));
+  }
+
+  // ── the hub ───────────────────────────────────────────────────────────────
+
+  async #receive(message: LocalServerMessage): Promise<void> {
+    switch (message.type) {
+      case "joined": {
+        const info = tokenInfo(this.#token);
+        this.#self = { id: message.participantId, userId: info.userId ?? "", isLocal: true, isPublishing: false };
+        this.#setState("connected");
+        this.#settle("joined");
+        for (const p of message.participants) this.#arrive(p);
+        if (this.#strategy.shouldPublishParticipant(this.#self)) this.#setPublishing(true);
+        break;
+      }
+      case "published":
+        this.#emitSelfPublishState(message.published ? "published" : "not_published");
+        break;
+      case "exchanged":
+        this.#settle("exchanged");
+        break;
+      case "participant_joined":
+        this.#arrive(message.participant);
+        break;
+      case "participant_published": {
+        const remote = this.#remotes.get(message.participantId);
+        if (!remote) break;
+        remote.info.published = message.published;
+        this.#events.emit(
+          "stageParticipantPublishStateChanged",
+          view(remote.info),
+          message.published ? "published" : "not_published",
+        );
+        this.#reconsiderSubscription(remote);
+        break;
+      }
+      case "participant_left": {
+        const remote = this.#remotes.get(message.participantId);
+        if (!remote) break;
+        this.#closeInbound(remote);
+        remote.outbound?.close();
+        this.#remotes.delete(message.participantId);
+        this.#events.emit("stageParticipantLeft", view(remote.info));
+        break;
+      }
+      case "signal":
+        await this.#signal(message.from, message.data as Signal);
+        break;
+      case "error":
+        if (this.#pending) {
+          this.#pending.reject(new Error(message.message));
+          this.#pending = undefined;
+        } else if (this.#publishing && message.code !== "BAD_MESSAGE") {
+          this.#publishing = false;
+          this.#emitSelfPublishState("errored");
+        }
+        break;
+      default:
+        message satisfies never;
+    }
+  }
+
+  #settle(type: "joined" | "exchanged"): void {
+    if (this.#pending?.type !== type) return;
+    this.#pending.resolve();
+    this.#pending = undefined;
+  }
+
+  #arrive(info: LocalParticipant): void {
+    const remote: Remote = { info, inboundTracks: [] };
+    this.#remotes.set(info.participantId, remote);
+    this.#events.emit("stageParticipantJoined", view(info));
+    this.#reconsiderSubscription(remote);
+  }
+
+  #setPublishing(on: boolean): void {
+    this.#publishing = on;
+    if (on) this.#emitSelfPublishState("attempting_publish");
+    this.#send({ type: on ? "publish" : "unpublish" });
+    if (!on) for (const remote of this.#remotes.values()) this.#closeOutbound(remote);
+  }
+
+  #emitSelfPublishState(state: "attempting_publish" | "published" | "not_published" | "errored"): void {
+    if (!this.#self) return;
+    this.#self.isPublishing = state === "published";
+    this.#events.emit("stageParticipantPublishStateChanged", { ...this.#self }, state);
+  }
+
+  // ── receiving: we offer ───────────────────────────────────────────────────
+
+  #reconsiderSubscription(remote: Remote): void {
+    const wanted = remote.info.published && this.#strategy.shouldSubscribeToParticipant(view(remote.info));
+    if (wanted && !remote.inbound) void this.#subscribe(remote);
+    if (!wanted && remote.inbound) this.#closeInbound(remote);
+  }
+
+  async #subscribe(remote: Remote): Promise<void> {
+    const pc = new RTCPeerConnection();
+    remote.inbound = pc;
+    pc.addTransceiver("video", { direction: "recvonly" });
+    pc.addTransceiver("audio", { direction: "recvonly" });
+    pc.addEventListener("track", (event) => {
+      remote.inboundTracks.push(event.track);
+      this.#events.emit("stageParticipantStreamsAdded", view(remote.info), [event.track]);
+    });
+    pc.addEventListener("connectionstatechange", () => {
+      // A peer that went away without a word from the hub: drop it, and offer again if it still publishes.
+      if (pc.connectionState === "failed" && remote.inbound === pc) {
+        this.#closeInbound(remote);
+        this.#reconsiderSubscription(remote);
+      }
+    });
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc);
+    if (remote.inbound !== pc) return;
+    this.#send({
+      type: "signal",
+      to: remote.info.participantId,
+      data: { kind: "offer", sdp: loopbackFirst(pc.localDescription!.sdp) } satisfies Signal,
+    });
+  }
+
+  #closeInbound(remote: Remote): void {
+    if (!remote.inbound) return;
+    remote.inbound.close();
+    remote.inbound = undefined;
+    const tracks = remote.inboundTracks.splice(0);
+    if (tracks.length) this.#events.emit("stageParticipantStreamsRemoved", view(remote.info), tracks);
+  }
+
+  // ── publishing: we answer ─────────────────────────────────────────────────
+
+  async #signal(from: string, signal: Signal): Promise<void> {
+    const remote = this.#remotes.get(from);
+    if (!remote) return;
+    if (signal.kind === "answer") {
+      await remote.inbound?.setRemoteDescription({ type: "answer", sdp: signal.sdp });
+      return;
+    }
+    if (!this.#publishing) return;
+    this.#closeOutbound(remote);
+    const pc = new RTCPeerConnection();
+    remote.outbound = pc;
+    await pc.setRemoteDescription({ type: "offer", sdp: signal.sdp });
+    await this.#sendTracks(pc);
+    await pc.setLocalDescription(await pc.createAnswer());
+    await gathered(pc);
+    if (remote.outbound !== pc) return;
+    this.#send({
+      type: "signal",
+      to: from,
+      data: { kind: "answer", sdp: loopbackFirst(pc.localDescription!.sdp) } satisfies Signal,
+    });
+  }
+
+  /** Puts the strategy's current tracks on a subscriber's connection, one per kind (camera off: none). */
+  async #sendTracks(pc: RTCPeerConnection): Promise<void> {
+    const tracks = this.#strategy.stageStreamsToPublish();
+    for (const transceiver of pc.getTransceivers()) {
+      const kind = transceiver.receiver.track.kind;
+      transceiver.direction = "sendonly";
+      await transceiver.sender.replaceTrack(tracks.find((t) => t.kind === kind) ?? null);
+    }
+  }
+
+  #closeOutbound(remote: Remote): void {
+    remote.outbound?.close();
+    remote.outbound = undefined;
+  }
+
+  // ──────────────────────────────────────────────────────────────────────────
+
+  #send(message: object): void {
+    if (this.#ws?.readyState === WebSocket.OPEN) this.#ws.send(JSON.stringify(message));
+  }
+
+  #setState(state: ConnectionState): void {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.#events.emit("stageConnectionStateChanged", state);
+  }
+
+  #teardown(state: ConnectionState): void {
+    for (const remote of this.#remotes.values()) {
+      this.#closeInbound(remote);
+      this.#closeOutbound(remote);
+    }
+    this.#remotes.clear();
+    if (this.#publishing) {
+      this.#publishing = false;
+      this.#emitSelfPublishState("not_published");
+    }
+    this.#setState(state);
+  }
+}
+
+const view = (info: LocalParticipant): StageParticipant => ({
+  id: info.participantId,
+  userId: info.userId,
+  isLocal: false,
+  isPublishing: info.published,
+});
+
+function gathered(pc: RTCPeerConnection): Promise<void> {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      if (pc.iceGatheringState !== "complete") return;
+      pc.removeEventListener("icegatheringstatechange", done);
+      resolve();
+    };
+    pc.addEventListener("icegatheringstatechange", done);
+    setTimeout(resolve, GATHER_TIMEOUT_MS);
+  });
+}
+
+/**
+ * Both peers run on this machine: when loopback candidates were gathered
+ * (Chromium with --allow-loopback-in-peer-connection, as in the tests), only
+ * those are offered, so media never leaves 127.0.0.1. Otherwise every
+ * candidate stays (a developer's two tabs meet on a host address).
+ */
+export function loopbackFirst(sdp: string): string {
+  const lines = sdp.split("\r\n");
+  const address = (line: string) => line.split(" ")[4];
+  const isCandidate = (line: string) => line.startsWith("a=candidate:");
+  const loopback = (line: string) => ["127.0.0.1", "::1"].includes(address(line) ?? "");
+  if (!lines.some((l) => isCandidate(l) && loopback(l))) return sdp;
+  return lines.filter((l) => !isCandidate(l) || loopback(l)).join("\r\n");
+}
