@@ -85,3 +85,11 @@ export const StatsSchema = z.object({
   status: z.enum(["idle", "live", "ended"]),
 });
 export type Stats = z.infer<typeof StatsSchema>;
+
+/** `GET /api/broadcasts`: recent broadcasts, live first, for the landing page. */
+export interface BroadcastEntry {
+  broadcastId: string;
+  status: "live" | "ended";
+  startedAt: string;
+  endedAt: string | null;
+}

@@ -6,12 +6,9 @@ import { DurableObject } from "cloudflare:workers";
  * ends, so one object serves every deployment size.
  */
 
-export interface BroadcastEntry {
-  broadcastId: string;
-  status: "live" | "ended";
-  startedAt: string;
-  endedAt: string | null;
-}
+import type { BroadcastEntry } from "../../protocol/api.ts";
+
+export type { BroadcastEntry };
 
 export class Directory extends DurableObject<Env> {
   readonly #sql: SqlStorage;

@@ -40,6 +40,8 @@ export class LocalStage implements MediaStage {
   #self?: StageParticipant;
   #publishing = false;
   #remotes = new Map<string, Remote>();
+  /** Viewers of replica stages we send to: not on this stage, so never announced by the hub. */
+  #replicaViewers = new Map<string, Remote>();
   #pending?: { resolve: () => void; reject: (error: Error) => void; type: "joined" | "exchanged" };
 
   constructor(token: string, strategy: StageStrategy) {
@@ -82,6 +84,7 @@ export class LocalStage implements MediaStage {
       if (remote.outbound) void this.#sendTracks(remote.outbound);
       this.#reconsiderSubscription(remote);
     }
+    for (const viewer of this.#replicaViewers.values()) if (viewer.outbound) void this.#sendTracks(viewer.outbound);
   }
 
   exchangeToken(token: string): Promise<void> {
@@ -169,7 +172,11 @@ export class LocalStage implements MediaStage {
     this.#publishing = on;
     if (on) this.#emitSelfPublishState("attempting_publish");
     this.#send({ type: on ? "publish" : "unpublish" });
-    if (!on) for (const remote of this.#remotes.values()) this.#closeOutbound(remote);
+    if (!on) {
+      for (const remote of this.#remotes.values()) this.#closeOutbound(remote);
+      for (const viewer of this.#replicaViewers.values()) this.#closeOutbound(viewer);
+      this.#replicaViewers.clear();
+    }
   }
 
   #emitSelfPublishState(state: "attempting_publish" | "published" | "not_published" | "errored"): void {
@@ -223,16 +230,27 @@ export class LocalStage implements MediaStage {
   // ── publishing: we answer ─────────────────────────────────────────────────
 
   async #signal(from: string, signal: Signal): Promise<void> {
-    const remote = this.#remotes.get(from);
-    if (!remote) return;
     if (signal.kind === "answer") {
-      await remote.inbound?.setRemoteDescription({ type: "answer", sdp: signal.sdp });
+      await this.#remotes.get(from)?.inbound?.setRemoteDescription({ type: "answer", sdp: signal.sdp });
       return;
     }
     if (!this.#publishing) return;
+    // An offer from someone not on this stage is a viewer of a replica stage (the hub relays only
+    // those): it gets our tracks like anyone here, and is forgotten when its connection ends.
+    let remote = this.#remotes.get(from) ?? this.#replicaViewers.get(from);
+    if (!remote) {
+      remote = { info: { participantId: from, userId: "", published: false, attributes: {} }, inboundTracks: [] };
+      this.#replicaViewers.set(from, remote);
+    }
     this.#closeOutbound(remote);
     const pc = new RTCPeerConnection();
     remote.outbound = pc;
+    const viewer = remote;
+    pc.addEventListener("connectionstatechange", () => {
+      if (pc.connectionState !== "failed" && pc.connectionState !== "closed") return;
+      if (viewer.outbound === pc) this.#closeOutbound(viewer);
+      if (this.#replicaViewers.get(from) === viewer) this.#replicaViewers.delete(from);
+    });
     await pc.setRemoteDescription({ type: "offer", sdp: signal.sdp });
     await this.#sendTracks(pc);
     await pc.setLocalDescription(await pc.createAnswer());
@@ -278,6 +296,8 @@ export class LocalStage implements MediaStage {
       this.#closeOutbound(remote);
     }
     this.#remotes.clear();
+    for (const viewer of this.#replicaViewers.values()) this.#closeOutbound(viewer);
+    this.#replicaViewers.clear();
     if (this.#publishing) {
       this.#publishing = false;
       this.#emitSelfPublishState("not_published");

@@ -51,17 +51,17 @@ export type OpenStage = (token: string, strategy: StageStrategy) => Promise<Medi
 
 /** A small typed emitter for the stage implementations. */
 export class Emitter {
-  #listeners = new Map<StageEvent, Set<(...args: never[]) => void>>();
+  #listeners = new Map<StageEvent, Set<(...args: unknown[]) => void>>();
   on<E extends StageEvent>(event: E, listener: StageListener<E>): void {
     let set = this.#listeners.get(event);
     if (!set) this.#listeners.set(event, (set = new Set()));
-    set.add(listener as (...args: never[]) => void);
+    set.add(listener as unknown as (...args: unknown[]) => void);
   }
   off<E extends StageEvent>(event: E, listener: StageListener<E>): void {
-    this.#listeners.get(event)?.delete(listener as (...args: never[]) => void);
+    this.#listeners.get(event)?.delete(listener as unknown as (...args: unknown[]) => void);
   }
   emit<E extends StageEvent>(event: E, ...args: StageEventMap[E]): void {
-    for (const listener of this.#listeners.get(event) ?? []) (listener as StageListener<E>)(...args);
+    for (const listener of this.#listeners.get(event) ?? []) listener(...args);
   }
 }
 

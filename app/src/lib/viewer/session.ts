@@ -129,12 +129,12 @@ export class ViewerSession {
   // ── joining ───────────────────────────────────────────────────────────────
 
   async #connect(stageArn?: string): Promise<void> {
-    if (this.#stopped || this.state.status === "ended") return;
+    if (this.#finished()) return;
     let connection: Connection | undefined;
     try {
       const grant = await this.#deps.api.join(stageArn);
       connection = await this.#establish(grant);
-      if (this.#stopped || this.state.status === "ended") return this.#close(connection);
+      if (this.#finished()) return this.#close(connection);
       this.#attempt = 0;
       this.#adopt(connection);
     } catch (error) {
@@ -153,6 +153,11 @@ export class ViewerSession {
         this.#retry(delay);
       }
     }
+  }
+
+  /** Stopped by the page, or the broadcast ended: nothing more to connect to. */
+  #finished(): boolean {
+    return this.#stopped || this.state.status === "ended";
   }
 
   #retry(delay: number): void {
@@ -227,7 +232,7 @@ export class ViewerSession {
   }
 
   #lost(connection: Connection, message: string): void {
-    if (connection !== this.#current || this.#stopped || this.state.status === "ended") return;
+    if (connection !== this.#current || this.#finished()) return;
     this.#current = undefined;
     this.#close(connection);
     this.#set({ status: "reconnecting", message, tracks: [] });

@@ -1,0 +1,25 @@
+import { broadcastApi, socketUrl, unwrap } from "../api/client.ts";
+import type { StudioApi, SocketLike } from "./session.ts";
+
+/** The studio's calls, through the typed client; the admin key rides in a header. */
+export function studioApi(broadcastId: string, adminKey: () => string | undefined, userId: string): StudioApi {
+  const api = broadcastApi(broadcastId, { adminKey });
+  return {
+    ticket: async () => (await unwrap(api.POST("/broadcaster/ticket"))).ticket,
+    publisherToken: (participantId) =>
+      unwrap(api.POST("/token/publisher", { body: { userId, ...(participantId && { participantId }) } })),
+    publisherTokens: async () => (await unwrap(api.POST("/token/publisher-all"))).tokens,
+    stageToken: async (stageArn, participantId) => ({
+      stageArn,
+      ...(await unwrap(
+        api.POST("/broadcaster/stage-token", { body: { stageArn, ...(participantId && { participantId }) } }),
+      )),
+    }),
+    endBroadcast: async () => void (await unwrap(api.POST("/broadcast/end"))),
+  };
+}
+
+/** The broadcaster socket, opened with a ticket (never the admin key) in its URL. */
+export function connectBroadcaster(broadcastId: string) {
+  return (ticket: string): SocketLike => new WebSocket(socketUrl(broadcastId, "/ws", { type: "broadcaster", ticket }));
+}

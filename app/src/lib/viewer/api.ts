@@ -1,0 +1,18 @@
+import { broadcastApi, socketUrl, unwrap } from "../api/client.ts";
+import type { SocketLike } from "../studio/session.ts";
+import type { ViewerApi } from "./session.ts";
+
+/** The viewer's calls, through the typed client. */
+export function viewerApi(broadcastId: string, userId: string): ViewerApi {
+  const api = broadcastApi(broadcastId);
+  return {
+    join: (stageArn) => unwrap(api.POST("/token/viewer", { body: { userId, ...(stageArn && { stageArn }) } })),
+    renew: (stageArn, participantId) =>
+      unwrap(api.POST("/token/viewer/renew", { body: { userId, stageArn, participantId } })),
+  };
+}
+
+export function connectViewer(broadcastId: string) {
+  return (stageArn: string, participantId: string): SocketLike =>
+    new WebSocket(socketUrl(broadcastId, "/viewer/ws", { stageArn, participantId }));
+}
