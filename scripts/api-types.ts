@@ -1,7 +1,6 @@
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import openapiTS, { astToString } from "openapi-typescript";
-import { openApiDocument } from "../worker/http/api.ts";
 
 /**
  * `npm run api:types`: the pages' API types, generated from the Worker's own
@@ -12,7 +11,14 @@ import { openApiDocument } from "../worker/http/api.ts";
 
 export const API_TYPES = fileURLToPath(new URL("../app/src/lib/api/schema.d.ts", import.meta.url));
 
+// The Worker's modules are type-checked by worker/tsconfig.json (with the Workers types, not Node's);
+// this script only loads the one that builds the document, at run time.
+const WORKER_API = "../worker/http/api.ts";
+
 export async function apiTypes(): Promise<string> {
+  const { openApiDocument } = (await import(WORKER_API)) as {
+    openApiDocument: (origin: string, base?: string) => object;
+  };
   const document = openApiDocument("http://localhost", "/");
   const ast = await openapiTS(document as Parameters<typeof openapiTS>[0]);
   return (

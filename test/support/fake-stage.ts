@@ -27,10 +27,12 @@ export class FakeStage implements MediaStage {
   left = false;
   exchanged: string[] = [];
   #events = new Emitter();
-  constructor(
-    readonly token: string,
-    readonly strategy: StageStrategy,
-  ) {}
+  readonly token: string;
+  readonly strategy: StageStrategy;
+  constructor(token: string, strategy: StageStrategy) {
+    this.token = token;
+    this.strategy = strategy;
+  }
   async join(): Promise<void> {
     this.calls.push("join");
     this.joined = true;
