@@ -1,12 +1,26 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { FeedSchema } from "../../protocol/api.ts";
-import { joinAsViewer, renewViewerToken } from "../join/join.ts";
+import type { Config } from "../config.ts";
+import { joinAsViewer, renewViewerToken, type Joined } from "../join/join.ts";
 import { requireAdmin, requireViewerAccess } from "./auth.ts";
 import { rateLimit } from "./rate-limit.ts";
 import { adminSecurity, failures, jsonBody, ok, router, secondsUntil, unwrap } from "./router.ts";
 import { PublisherToken, PublisherTokenRequest, RenewRequest, ViewerToken, ViewerTokenRequest } from "./schemas.ts";
 
 export const tokens = router();
+
+/** A viewer's token answer, for a join and for a renewal alike. */
+const viewerToken = (joined: Joined, userId: string, config: Config) => ({
+  token: joined.token.token,
+  participantId: joined.token.participantId,
+  stageArn: joined.stageArn,
+  userId,
+  capabilities: joined.token.capabilities,
+  expiresIn: secondsUntil(joined.token.expiresAt),
+  expiresAt: joined.token.expiresAt,
+  currentViewers: joined.viewers,
+  heartbeatIntervalSeconds: config.presence.heartbeatIntervalMs / 1000,
+});
 
 tokens.openapi(
   createRoute({
@@ -23,23 +37,7 @@ tokens.openapi(
     const joined = await joinAsViewer(c.env, c.var.config, { broadcastId: c.var.broadcastId, userId, stageArn }, (p) =>
       c.executionCtx.waitUntil(p),
     );
-    return c.json(
-      {
-        success: true as const,
-        data: {
-          token: joined.token.token,
-          participantId: joined.token.participantId,
-          stageArn: joined.stageArn,
-          userId,
-          capabilities: joined.token.capabilities,
-          expiresIn: secondsUntil(joined.token.expiresAt),
-          expiresAt: joined.token.expiresAt,
-          currentViewers: joined.viewers,
-          heartbeatIntervalSeconds: c.var.config.presence.heartbeatIntervalMs / 1000,
-        },
-      },
-      200,
-    );
+    return c.json({ success: true as const, data: viewerToken(joined, userId, c.var.config) }, 200);
   },
 );
 
@@ -62,23 +60,7 @@ tokens.openapi(
       { broadcastId: c.var.broadcastId, userId, stageArn, participantId },
       (p) => c.executionCtx.waitUntil(p),
     );
-    return c.json(
-      {
-        success: true as const,
-        data: {
-          token: joined.token.token,
-          participantId: joined.token.participantId,
-          stageArn: joined.stageArn,
-          userId,
-          capabilities: joined.token.capabilities,
-          expiresIn: secondsUntil(joined.token.expiresAt),
-          expiresAt: joined.token.expiresAt,
-          currentViewers: joined.viewers,
-          heartbeatIntervalSeconds: c.var.config.presence.heartbeatIntervalMs / 1000,
-        },
-      },
-      200,
-    );
+    return c.json({ success: true as const, data: viewerToken(joined, userId, c.var.config) }, 200);
   },
 );
 
