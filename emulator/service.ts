@@ -266,11 +266,16 @@ export class IvsService {
    * existing stage, must not be revoked or already in use, and the stage must
    * have room for one more subscriber.
    */
-  async connect(token: string, transport: Pick<Connection, "kick" | "send">): Promise<Connection> {
-    const claims: TokenClaims = await verifyToken(token, undefined, {
+  /** A participant token, verified against the emulator's own key or a key imported with ImportPublicKey. */
+  #verify(token: string): Promise<TokenClaims> {
+    return verifyToken(token, undefined, {
       emulator: this.options.signingKey,
       imported: (arn) => this.#state.publicKeys.find((k) => k.arn === arn),
     });
+  }
+
+  async connect(token: string, transport: Pick<Connection, "kick" | "send">): Promise<Connection> {
+    const claims = await this.#verify(token);
     const stage = this.#state.stages.find((s) => s.arn === claims.resource);
     if (!stage) throw new TokenRejected("wrong_stage", "the token's stage does not exist");
     if (stage.revoked.includes(claims.jti))
@@ -324,10 +329,7 @@ export class IvsService {
    * the new capabilities apply from now on. Answers the new expiry.
    */
   async exchange(connection: Connection, token: string): Promise<string> {
-    const claims: TokenClaims = await verifyToken(token, undefined, {
-      emulator: this.options.signingKey,
-      imported: (arn) => this.#state.publicKeys.find((k) => k.arn === arn),
-    });
+    const claims = await this.#verify(token);
     if (claims.resource !== connection.stageArn || claims.jti !== connection.participantId) {
       throw new TokenRejected("wrong_participant", "the new token is for another stage or participant");
     }
