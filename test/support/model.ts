@@ -2,8 +2,8 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 /**
- * The AWS service model of IVS Real-Time, read from ../shared/aws at test
- * time (reference data: it is never copied into the project).
+ * The AWS service model of IVS Real-Time, kept as test data in
+ * test/fixtures/aws/ (its README says where it came from and its licence).
  */
 
 interface ShapeRef {
@@ -37,14 +37,14 @@ export interface Model {
 }
 
 const MODEL_PATH = fileURLToPath(
-  new URL("../../../shared/aws/ivs-realtime-2020-07-14.service-2.json", import.meta.url),
+  new URL("../fixtures/aws/ivs-realtime-2020-07-14.service-2.json", import.meta.url),
 );
 
 export function loadModel(): Model {
   try {
     return JSON.parse(readFileSync(MODEL_PATH, "utf8")) as Model;
   } catch (error) {
-    throw new Error(`The IVS service model is expected at ${MODEL_PATH} (shared/ beside the repo)`, { cause: error });
+    throw new Error(`The IVS service model is expected at ${MODEL_PATH} (test data in the repository)`, { cause: error });
   }
 }
 
