@@ -1,6 +1,6 @@
 /**
  * An error the emulator answers with, in the IVS wire format: status code, the
- * `x-amzn-ErrorType` header and a `{ exceptionMessage }` body (SPEC §5).
+ * `x-amzn-ErrorType` header and a `{ exceptionMessage }` body, as the AWS service model says.
  */
 export class AwsError extends Error {
   readonly type: string;

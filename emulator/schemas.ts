@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { STAGE_ARN_PATTERN } from "../protocol/ids.ts";
 
 /**
  * Request shapes of the operations the emulator serves, written to the
@@ -9,7 +10,7 @@ import { z } from "zod";
 // The model's patterns are whole-value matches.
 const pattern = (source: string) => new RegExp(`^(?:${source})$`);
 
-export const StageArn = z.string().min(1).max(128).regex(pattern("arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage/[a-zA-Z0-9-]+"));
+export const StageArn = z.string().min(1).max(128).regex(STAGE_ARN_PATTERN);
 export const PublicKeyArn = z
   .string()
   .min(1)

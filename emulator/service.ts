@@ -21,6 +21,7 @@ import {
   issueToken,
   verifyToken,
 } from "./tokens.ts";
+import { stageIdOf } from "../protocol/ids.ts";
 
 /**
  * The emulated IVS Real-Time service: the operations of the API over plain
@@ -199,7 +200,7 @@ export class IvsService {
       {
         jti: participantId,
         resource: stage.arn,
-        topic: stageId(stage.arn),
+        topic: stageIdOf(stage.arn),
         events_url: stage.endpoints.events,
         whip_url: stage.endpoints.whip,
         capabilities: {
@@ -679,7 +680,6 @@ export class IvsService {
 }
 
 const connectionKey = (stageArn: string, participantId: string) => `${stageArn}#${participantId}`;
-const stageId = (arn: string) => arn.slice(arn.lastIndexOf("/") + 1);
 const activeSession = (stage: StageRecord) => stage.sessions.find((s) => s.endTime === undefined);
 const publishers = (stage: StageRecord) =>
   activeSession(stage)?.participants.filter((p) => p.state === "CONNECTED" && p.published).length ?? 0;

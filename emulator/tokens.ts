@@ -10,6 +10,7 @@ import {
   errors as joseErrors,
 } from "jose";
 import type { Capability, PublicKeyRecord } from "./state.ts";
+import { stageIdOf } from "../protocol/ids.ts";
 
 /**
  * Participant tokens as IVS issues and checks them: ES384 JWTs whose claims
@@ -128,7 +129,7 @@ export async function verifyToken(
   if (stageArn !== undefined && claims.resource !== stageArn) {
     throw new TokenRejected("wrong_stage", "token is for another stage");
   }
-  if (claims.topic !== undefined && claims.topic !== claims.resource.split("/").pop()) {
+  if (claims.topic !== undefined && claims.topic !== stageIdOf(claims.resource)) {
     throw new TokenRejected("wrong_stage", "token topic does not match its resource");
   }
   return claims;

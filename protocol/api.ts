@@ -1,19 +1,24 @@
 import { z } from "zod";
 
 /**
- * The HTTP API's wire shapes (SPEC §7), shared by the Worker and the pages:
- * zod schemas where the API answers with them (the routes and the OpenAPI
- * document use the same objects), types inferred from them.
+ * The HTTP API's wire shapes (docs/design.md, "HTTP API"), shared by the
+ * Worker and the pages: zod schemas where the API answers with them (the
+ * routes and the OpenAPI document use the same objects), types inferred from
+ * them.
  */
 
-export type ErrorCode =
-  | "VALIDATION_ERROR"
-  | "UNAUTHORIZED"
-  | "NOT_FOUND"
-  | "RATE_LIMITED"
-  | "STAGE_FULL"
-  | "TOKEN_GENERATION_FAILED"
-  | "INTERNAL_ERROR";
+/** Every `error.code` the API answers with; README.md's error table says when. */
+export const ErrorCodeSchema = z.enum([
+  "VALIDATION_ERROR",
+  "UNAUTHORIZED",
+  "NOT_FOUND",
+  "CONFLICT",
+  "RATE_LIMITED",
+  "STAGE_FULL",
+  "TOKEN_GENERATION_FAILED",
+  "INTERNAL_ERROR",
+]);
+export type ErrorCode = z.infer<typeof ErrorCodeSchema>;
 
 export interface SuccessEnvelope<T> {
   success: true;
@@ -28,13 +33,14 @@ export interface ErrorEnvelope {
 export type Envelope<T> = SuccessEnvelope<T> | ErrorEnvelope;
 
 /** `GET /health`, `GET /api/health`. */
-export interface Health {
-  status: "ok";
-  region: string;
-  tokens: "self-signed" | "api";
-  mode: "replica" | "direct";
-  time: string;
-}
+export const HealthSchema = z.object({
+  status: z.literal("ok"),
+  region: z.string(),
+  tokens: z.enum(["self-signed", "api"]),
+  mode: z.enum(["replica", "direct"]),
+  time: z.string(),
+});
+export type Health = z.infer<typeof HealthSchema>;
 
 export const FeedSchema = z.enum(["replica", "direct"]);
 export const StageStateSchema = z.enum(["creating", "ready", "draining", "deleting"]);
@@ -43,6 +49,10 @@ const ReplicationSchema = z.enum(["none", "pending", "active", "failed"]);
 export type Feed = z.infer<typeof FeedSchema>;
 export type StageState = z.infer<typeof StageStateSchema>;
 export type PublishState = z.infer<typeof PublishStateSchema>;
+
+/** A stage that carries the broadcast: viewers watch it and the publisher feeds it (not being created or deleted). */
+export const isServing = (stage: { state: StageState }): boolean =>
+  stage.state === "ready" || stage.state === "draining";
 
 /** One stage of a broadcast, as the stage routes answer it. */
 export const StageSchema = z.object({
@@ -72,7 +82,7 @@ export const PublisherStatsSchema = z.object({
 });
 export type PublisherStats = z.infer<typeof PublisherStatsSchema>;
 
-/** `GET /api/stats` and the stats socket's `stats_update` (seed 003 fields first). */
+/** `GET /api/stats` and the stats socket's `stats_update` (the integrator contract's fields first). */
 export const StatsSchema = z.object({
   totalViewers: z.number().int(),
   activeStages: z.number().int(),
@@ -87,9 +97,40 @@ export const StatsSchema = z.object({
 export type Stats = z.infer<typeof StatsSchema>;
 
 /** `GET /api/broadcasts`: recent broadcasts, live first, for the landing page. */
-export interface BroadcastEntry {
-  broadcastId: string;
-  status: "live" | "ended";
-  startedAt: string;
-  endedAt: string | null;
-}
+export const BroadcastEntrySchema = z.object({
+  broadcastId: z.string(),
+  status: z.enum(["live", "ended"]),
+  startedAt: z.string(),
+  endedAt: z.string().nullable(),
+});
+export type BroadcastEntry = z.infer<typeof BroadcastEntrySchema>;
+
+/** What the broadcast's event log records (`GET /api/events`), one name per kind of event. */
+export const EventTypeSchema = z.enum([
+  "started",
+  "ended",
+  "idle_timeout",
+  "publisher_token",
+  "publish_state",
+  "publishing_seen_at_ivs",
+  "stage_created",
+  "stage_create_failed",
+  "stage_draining",
+  "stage_revived",
+  "stage_deleted",
+  "stage_delete_failed",
+  "stage_vanished",
+  "orphan_deleted",
+  "replication_started",
+  "replication_stopped",
+  "replication_failed",
+]);
+export type EventType = z.infer<typeof EventTypeSchema>;
+/** Event details: flat and JSON-safe, so they cross RPC and the API as they are. */
+export type EventDetail = Record<string, string | number | boolean | null>;
+export const EventSchema = z.object({
+  at: z.string(),
+  type: EventTypeSchema,
+  detail: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])),
+});
+export type BroadcastEvent = z.infer<typeof EventSchema>;

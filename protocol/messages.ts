@@ -1,17 +1,18 @@
 import { z } from "zod";
 import { PublishStateSchema, type Feed, type Stats } from "./api.ts";
+import { STAGE_ARN_PATTERN } from "./ids.ts";
 
 /**
  * Every WebSocket message, defined once for the Worker, the Durable Objects
- * and the pages (SPEC §8). What clients send is a zod schema, checked at the
- * socket; what the server sends is a type.
+ * and the pages (README.md, "WebSockets"). What clients send is a zod schema,
+ * checked at the socket; what the server sends is a type.
  */
 
 export type { Feed, PublishState, StageState } from "./api.ts";
 
-const StageArn = z.string().regex(/^arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage\/[a-zA-Z0-9-]+$/);
+const StageArn = z.string().regex(STAGE_ARN_PATTERN);
 
-// ── stats channel: GET /ws (seed 003) ─────────────────────────────────────
+// ── stats channel: GET /ws (integrator contract) ─────────────────────────────────────
 
 export const StatsClientMessage = z.object({
   action: z.enum(["subscribe", "unsubscribe"]),
@@ -25,7 +26,7 @@ export type StatsServerMessage =
   | { type: "stats_update"; data: Stats }
   | { type: "error"; data: { message: string } };
 
-// ── broadcaster channel: GET /ws?type=broadcaster (seed 004) ──────────────
+// ── broadcaster channel: GET /ws?type=broadcaster ──────────────
 
 export const BroadcasterClientMessage = z.discriminatedUnion("type", [
   z.object({

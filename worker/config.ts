@@ -1,8 +1,9 @@
 import { z } from "zod";
+import { STAGE_ARN_PATTERN } from "../protocol/ids.ts";
 import type { ScalingSettings } from "./scaling/policy.ts";
 
 /**
- * The Worker's configuration, read from `[vars]` and secrets (SPEC §12).
+ * The Worker's configuration, read from `[vars]` and secrets (README.md, "Configuration").
  * Parsed once per `env` object; a missing or invalid value fails the request
  * with a message that names the variable, never silently.
  */
@@ -53,12 +54,7 @@ const Schema = z.object({
     .string()
     .regex(/^[a-zA-Z0-9-]{1,64}$/, "must be 1-64 letters, digits or dashes")
     .default("fanout"),
-  MASTER_STAGE_ARN: optionalSecret.pipe(
-    z
-      .string()
-      .regex(/^arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage\/[a-zA-Z0-9-]+$/, "must be an IVS stage ARN")
-      .optional(),
-  ),
+  MASTER_STAGE_ARN: optionalSecret.pipe(z.string().regex(STAGE_ARN_PATTERN, "must be an IVS stage ARN").optional()),
   STAGE_CAPACITY: positiveInt(10_000),
   SCALE_UP_AT: fraction(0.8),
   SCALE_DOWN_AT: fraction(0.5),
@@ -89,7 +85,7 @@ export interface Config {
   adminKey: string;
   viewerKey?: string;
   viewerAccess: "open" | "key";
-  /** Present when participant tokens are self-signed (SPEC §4); absent: CreateParticipantToken. */
+  /** Present when participant tokens are self-signed (docs/design.md, "Tokens"); absent: CreateParticipantToken. */
   tokenKey?: { privateKey: string; keyArn: string };
   tokenMinutes: { viewer: number; publisher: number };
   mode: "replica" | "direct";

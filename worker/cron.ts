@@ -26,8 +26,13 @@ export async function reconcileAll(env: Env): Promise<{ broadcasts: number; orph
   let dropped = 0;
   for (const id of ids) {
     const result = await env.BROADCAST.getByName(id).reconcile({ stages: byBroadcast.get(id) ?? [], listedAt });
-    orphansDeleted += result.orphansDeleted.length;
-    dropped += result.dropped.length;
+    if (!result.ok) {
+      // One broadcast IVS refused to reconcile is no reason to skip the others; the next run tries again.
+      console.error(`reconcile of ${id} failed: ${result.failure.message}`);
+      continue;
+    }
+    orphansDeleted += result.value.orphansDeleted.length;
+    dropped += result.value.dropped.length;
   }
   return { broadcasts: ids.size, orphansDeleted, dropped };
 }

@@ -1,12 +1,12 @@
 import { Hono, type Context } from "hono";
 import { HTTPException } from "hono/http-exception";
-import type { Health, SuccessEnvelope } from "../protocol/api.ts";
+import { BROADCAST_ID_RULE, DEFAULT_BROADCAST, isBroadcastId } from "../protocol/ids.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { reconcileAll } from "./cron.ts";
 import { ApiError, errorEnvelope } from "./errors.ts";
 import { keyMatches, ticketValid } from "./http/auth.ts";
 import { apiRoutes, openApiDocument } from "./http/api.ts";
-import { BROADCAST_ID, DEFAULT_BROADCAST } from "./http/context.ts";
+import { deployment, health } from "./http/deployment.ts";
 import { cachedRoutingTable } from "./join/routing-cache.ts";
 
 export { Broadcast } from "./broadcast/broadcast.ts";
@@ -52,37 +52,17 @@ const notFound = (c: Context) =>
   c.json(errorEnvelope(new ApiError("NOT_FOUND", 404, `No route for ${c.req.method} ${c.req.path}.`)), 404);
 app.notFound(notFound);
 
-const health = (env: Env): SuccessEnvelope<Health> => {
-  const config = loadConfig(env);
-  return {
-    success: true,
-    data: {
-      status: "ok",
-      region: config.ivs.region,
-      tokens: config.tokenKey ? "self-signed" : "api",
-      mode: config.mode,
-      time: new Date().toISOString(),
-    },
-  };
-};
-app.get("/health", (c) => c.json(health(c.env)));
-app.get("/api/health", (c) => c.json(health(c.env)));
+// The deployment's own routes: `/api/health` and `/api/broadcasts`, and `/health` for a bare curl.
+app.route("/api", deployment);
+app.get("/health", (c) => c.json({ success: true as const, data: health(c.env) }));
 
 app.get("/api/openapi.json", (c) => c.json(openApiDocument(new URL(c.req.url).origin)));
-
-/** Recent broadcasts, for the landing page. */
-app.get("/api/broadcasts", async (c) => {
-  loadConfig(c.env);
-  const broadcasts = await c.env.DIRECTORY.getByName("directory").recent(20);
-  return c.json({ success: true as const, data: { broadcasts } });
-});
 
 // ── WebSockets ───────────────────────────────────────────────────────────────
 
 function broadcastIdOf(c: Context<{ Bindings: Env }>): string {
   const id = c.req.param("broadcastId") ?? DEFAULT_BROADCAST;
-  if (!BROADCAST_ID.test(id))
-    throw new ApiError("VALIDATION_ERROR", 400, "A broadcast id is 1 to 64 lowercase letters, digits or dashes.");
+  if (!isBroadcastId(id)) throw new ApiError("VALIDATION_ERROR", 400, BROADCAST_ID_RULE);
   return id;
 }
 
@@ -135,7 +115,7 @@ app.get("/api/broadcasts/:broadcastId/ws", broadcastSocket);
 app.get("/api/viewer/ws", viewerSocket);
 app.get("/api/broadcasts/:broadcastId/viewer/ws", viewerSocket);
 
-// ── the API, at the seed paths and per broadcast ─────────────────────────────
+// ── the API, at the unprefixed paths (broadcast `main`) and per broadcast ─────────────────────────────
 
 app.route("/api/broadcasts/:broadcastId", apiRoutes());
 app.route("/api", apiRoutes());

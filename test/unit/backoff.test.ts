@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { backoffDelay } from "../../worker/ivs/backoff.ts";
+import { backoffDelay } from "../../protocol/backoff.ts";
 
 describe("retry backoff", () => {
   it("grows exponentially from the base, as the upper bound of a full jitter", () => {

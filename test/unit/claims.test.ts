@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { newParticipantId, selfSignedClaims, stageIdOf } from "../../worker/tokens/claims.ts";
+import { stageIdOf } from "../../protocol/ids.ts";
+import { newParticipantId, selfSignedClaims } from "../../worker/tokens/claims.ts";
 import { toPem } from "../../worker/tokens/participant-token.ts";
 
 describe("self-signed token claims", () => {

@@ -191,7 +191,7 @@ describe("a broadcast left idle", () => {
     await inObject(testEnv.BROADCAST.getByName(b), (_o, state) => {
       const past = Date.now() - minutes * 60_000;
       state.storage.sql.exec("UPDATE publisher SET since = ?", past);
-      state.storage.sql.exec("UPDATE meta SET value = ? WHERE key = 'started_at'", String(past));
+      state.storage.sql.exec("UPDATE broadcast SET started_at = ?", past);
     });
   }
 

@@ -1,12 +1,22 @@
-import type { Feed, PublishState, StageState } from "../../protocol/api.ts";
+import {
+  isServing,
+  type EventDetail,
+  type EventType,
+  type Feed,
+  type PublishState,
+  type StageState,
+} from "../../protocol/api.ts";
+import { migrate } from "../storage/migrations.ts";
+import { StateRow } from "../storage/state-row.ts";
+import type { BroadcastStatus } from "./contract.ts";
 
 /**
- * The Broadcast DO's SQLite tables and typed access to them. Schema changes
- * are migrations appended to MIGRATIONS; the object runs the ones it has not
- * run yet in its constructor.
+ * The Broadcast object's SQLite tables and typed access to them. The object
+ * is their only writer, so the stage rows are kept in memory between writes:
+ * a tick reads them as often as it likes for one query.
  */
 
-const MIGRATIONS: string[] = [
+const MIGRATIONS = [
   `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
    CREATE TABLE stages (
      arn TEXT PRIMARY KEY,
@@ -49,28 +59,46 @@ const MIGRATIONS: string[] = [
    CREATE INDEX events_by_time ON events (at);`,
   `ALTER TABLE stages ADD COLUMN join_rate REAL NOT NULL DEFAULT 0;
    ALTER TABLE stages ADD COLUMN load_reported_at INTEGER NOT NULL DEFAULT 0;`,
+  // Typed state: the key/value strings become one typed row; placeholders get a column of their own.
+  `CREATE TABLE broadcast (
+     id INTEGER PRIMARY KEY CHECK (id = 1),
+     broadcast_id TEXT,
+     status TEXT NOT NULL DEFAULT 'idle',
+     started_at INTEGER,
+     ended_at INTEGER,
+     replicas_checked_at INTEGER NOT NULL DEFAULT 0
+   );
+   INSERT INTO broadcast (id, broadcast_id, status, started_at, ended_at, replicas_checked_at) VALUES (1,
+     (SELECT value FROM meta WHERE key = 'broadcast_id'),
+     COALESCE((SELECT value FROM meta WHERE key = 'status'), 'idle'),
+     (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'started_at'),
+     (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'ended_at'),
+     COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'replicas_checked_at'), 0));
+   DROP TABLE meta;
+   ALTER TABLE stages ADD COLUMN placeholder INTEGER NOT NULL DEFAULT 0;
+   UPDATE stages SET placeholder = 1 WHERE arn LIKE 'creating:%';`,
 ];
 
-export function migrate(sql: SqlStorage): void {
-  sql.exec("CREATE TABLE IF NOT EXISTS _migrations (version INTEGER PRIMARY KEY)");
-  const done = sql.exec<{ v: number | null }>("SELECT MAX(version) AS v FROM _migrations").one().v ?? 0;
-  MIGRATIONS.slice(done).forEach((statement, i) => {
-    sql.exec(statement);
-    sql.exec("INSERT INTO _migrations (version) VALUES (?)", done + i + 1);
-  });
-}
-
-/** Event details: flat and JSON-safe, so they cross RPC and the API as they are. */
-export type EventDetail = Record<string, string | number | boolean | null>;
+export type BroadcastState = {
+  broadcast_id: string | null;
+  status: BroadcastStatus;
+  started_at: number | null;
+  ended_at: number | null;
+  replicas_checked_at: number;
+};
 
 export type Replication = "none" | "pending" | "active" | "failed";
 
 export type StageRow = {
+  /** The stage's ARN; for a placeholder, a random key until CreateStage answers. */
   arn: string;
   role: "origin" | "edge";
   state: StageState;
   feed: Feed;
+  /** 1 when Fanout created the stage (and so deletes it); 0 for MASTER_STAGE_ARN. */
   owned: number;
+  /** 1 while CreateStage is under way: counted by the scaling policy, never handed out. */
+  placeholder: number;
   events_url: string;
   whip_url: string;
   created_at: number;
@@ -94,54 +122,77 @@ export type PublisherRow = {
   expires_at: number;
 };
 
+// ── what a stage row is, named once ─────────────────────────────────────────
+
+export const isPlaceholder = (stage: StageRow): boolean => stage.placeholder === 1;
+/** Real, and not on its way out: it counts against the maximum and the audience. */
+export const isActive = (stage: StageRow): boolean => stage.state !== "deleting";
+/** An edge stage fed by replication that is still waiting for it to start. */
+export const isPendingReplica = (stage: StageRow): boolean =>
+  stage.role === "edge" && stage.feed === "replica" && stage.replication === "pending" && isServing(stage);
+/** A stage the studio publishes into itself: the origin, and any direct-fed edge. */
+export const isPublishedDirectly = (stage: StageRow): boolean =>
+  isServing(stage) && (stage.role === "origin" || stage.feed === "direct");
+
 export class Registry {
   readonly #sql: SqlStorage;
+  readonly #state: StateRow<BroadcastState>;
+  #stages: StageRow[] | undefined;
 
   constructor(sql: SqlStorage) {
     this.#sql = sql;
-    migrate(sql);
+    migrate(sql, MIGRATIONS);
+    this.#state = new StateRow<BroadcastState>(sql, "broadcast");
   }
 
-  get(key: string): string | undefined {
-    return this.#sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray()[0]?.value;
+  // ── the broadcast's own state ─────────────────────────────────────────────
+
+  state(): Readonly<BroadcastState> {
+    return this.#state.get();
   }
 
-  set(key: string, value: string | null): void {
-    if (value === null) this.#sql.exec("DELETE FROM meta WHERE key = ?", key);
-    else
-      this.#sql.exec(
-        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        key,
-        value,
-      );
+  setState(fields: Partial<BroadcastState>): void {
+    this.#state.set(fields);
   }
 
-  stages(): StageRow[] {
-    return this.#sql.exec<StageRow>("SELECT * FROM stages ORDER BY created_at, arn").toArray();
+  // ── stages ──────────────────────────────────────────────────────────────
+
+  /** Every stage row, placeholders included, oldest first. */
+  stages(): readonly StageRow[] {
+    this.#stages ??= this.#sql.exec<StageRow>("SELECT * FROM stages ORDER BY created_at, arn").toArray();
+    return this.#stages;
+  }
+
+  /** Stages that exist at IVS (no placeholders). */
+  realStages(): StageRow[] {
+    return this.stages().filter((s) => !isPlaceholder(s));
   }
 
   stage(arn: string): StageRow | undefined {
-    return this.#sql.exec<StageRow>("SELECT * FROM stages WHERE arn = ?", arn).toArray()[0];
+    return this.stages().find((s) => s.arn === arn);
   }
 
   origin(): StageRow | undefined {
-    return this.#sql.exec<StageRow>("SELECT * FROM stages WHERE role = 'origin' AND state != 'deleting'").toArray()[0];
+    return this.stages().find((s) => s.role === "origin" && isActive(s) && !isPlaceholder(s));
   }
 
   insertStage(
-    row: Pick<StageRow, "arn" | "role" | "state" | "feed" | "owned" | "events_url" | "whip_url" | "created_at">,
+    row: Pick<StageRow, "arn" | "role" | "state" | "feed" | "owned" | "events_url" | "whip_url" | "created_at"> &
+      Partial<Pick<StageRow, "placeholder">>,
   ): void {
     this.#sql.exec(
-      `INSERT INTO stages (arn, role, state, feed, owned, events_url, whip_url, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO stages (arn, role, state, feed, owned, placeholder, events_url, whip_url, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       row.arn,
       row.role,
       row.state,
       row.feed,
       row.owned,
+      row.placeholder ?? 0,
       row.events_url,
       row.whip_url,
       row.created_at,
     );
+    this.#stages = undefined;
   }
 
   updateStage(arn: string, fields: Partial<Omit<StageRow, "arn">>): void {
@@ -152,11 +203,15 @@ export class Registry {
       ...entries.map(([, v]) => v as SqlStorageValue),
       arn,
     );
+    this.#stages = undefined;
   }
 
   removeStage(arn: string): void {
     this.#sql.exec("DELETE FROM stages WHERE arn = ?", arn);
+    this.#stages = undefined;
   }
+
+  // ── the publisher ─────────────────────────────────────────────────────────
 
   publisher(): PublisherRow | undefined {
     return this.#sql.exec<PublisherRow>("SELECT * FROM publisher WHERE id = 1").toArray()[0];
@@ -180,23 +235,23 @@ export class Registry {
     this.#sql.exec("UPDATE publisher SET state = ?, since = ? WHERE id = 1", state, at);
   }
 
-  event(type: string, detail: EventDetail, at = Date.now()): void {
+  // ── the event log ─────────────────────────────────────────────────────────
+
+  event(type: EventType, detail: EventDetail, at = Date.now()): void {
     this.#sql.exec("INSERT INTO events (at, type, detail) VALUES (?, ?, ?)", at, type, JSON.stringify(detail));
   }
 
-  events(limit: number): { at: string; type: string; detail: EventDetail }[] {
+  events(limit: number): { at: string; type: EventType; detail: EventDetail }[] {
     return this.#sql
-      .exec<{ at: number; type: string; detail: string }>(
+      .exec<{ at: number; type: EventType; detail: string }>(
         "SELECT at, type, detail FROM events ORDER BY id DESC LIMIT ?",
         limit,
       )
       .toArray()
-      .map((e) => ({
-        at: new Date(e.at).toISOString(),
-        type: e.type,
-        detail: JSON.parse(e.detail) as EventDetail,
-      }));
+      .map((e) => ({ at: iso(e.at), type: e.type, detail: JSON.parse(e.detail) as EventDetail }));
   }
+
+  // ── viewing history and snapshots ─────────────────────────────────────────
 
   recordSessions(
     stageArn: string,
@@ -258,7 +313,7 @@ export class Registry {
       )
       .toArray()
       .map((s) => ({
-        at: new Date(s.at).toISOString(),
+        at: iso(s.at),
         totalViewers: s.total_viewers,
         activeStages: s.active_stages,
         publisherLive: s.publisher_live === 1,
@@ -272,3 +327,5 @@ export class Registry {
     this.#sql.exec("DELETE FROM events WHERE at < ?", before);
   }
 }
+
+export const iso = (ms: number) => new Date(ms).toISOString();

@@ -1,4 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
+import type { BroadcastEntry } from "../../protocol/api.ts";
+import { migrate } from "../storage/migrations.ts";
 
 /**
  * The list of broadcasts: which are live (for the cron to reconcile) and which
@@ -6,9 +8,12 @@ import { DurableObject } from "cloudflare:workers";
  * ends, so one object serves every deployment size.
  */
 
-import type { BroadcastEntry } from "../../protocol/api.ts";
-
-export type { BroadcastEntry };
+const MIGRATIONS = [
+  // Objects created before migrations were recorded already have this table: hence IF NOT EXISTS.
+  `CREATE TABLE IF NOT EXISTS broadcasts (
+     id TEXT PRIMARY KEY, status TEXT NOT NULL, started_at INTEGER NOT NULL, ended_at INTEGER, updated_at INTEGER NOT NULL
+   )`,
+];
 
 export class Directory extends DurableObject<Env> {
   readonly #sql: SqlStorage;
@@ -16,9 +21,7 @@ export class Directory extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.#sql = ctx.storage.sql;
-    this.#sql.exec(`CREATE TABLE IF NOT EXISTS broadcasts (
-      id TEXT PRIMARY KEY, status TEXT NOT NULL, started_at INTEGER NOT NULL, ended_at INTEGER, updated_at INTEGER NOT NULL
-    )`);
+    migrate(this.#sql, MIGRATIONS);
   }
 
   record(input: { broadcastId: string; status: "live" | "ended"; startedAt: number; endedAt: number | null }): void {

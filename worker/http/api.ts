@@ -4,7 +4,9 @@ import { ApiError } from "../errors.ts";
 import { loadConfig } from "../config.ts";
 import { broadcast } from "./broadcast.ts";
 import { broadcaster } from "./broadcaster.ts";
-import { BROADCAST_ID, DEFAULT_BROADCAST, type AppEnv } from "./context.ts";
+import { BROADCAST_ID_RULE, DEFAULT_BROADCAST, isBroadcastId } from "../../protocol/ids.ts";
+import type { AppEnv } from "./context.ts";
+import { deployment } from "./deployment.ts";
 import { router } from "./router.ts";
 import { stages } from "./stages.ts";
 import { stats } from "./stats.ts";
@@ -13,15 +15,15 @@ import { viewer } from "./viewer.ts";
 
 /**
  * The API routes of one broadcast. Mounted twice by the Worker: at `/api`
- * (the seed paths, broadcast `main`) and at `/api/broadcasts/:broadcastId`.
+ * (the unprefixed paths integrators know, broadcast `main`) and at
+ * `/api/broadcasts/:broadcastId`.
  */
 export function apiRoutes() {
   const api = router();
   api.use(
     createMiddleware<AppEnv>(async (c, next) => {
       const id = c.req.param("broadcastId") ?? DEFAULT_BROADCAST;
-      if (!BROADCAST_ID.test(id))
-        throw new ApiError("VALIDATION_ERROR", 400, "A broadcast id is 1 to 64 lowercase letters, digits or dashes.");
+      if (!isBroadcastId(id)) throw new ApiError("VALIDATION_ERROR", 400, BROADCAST_ID_RULE);
       c.set("broadcastId", id);
       c.set("config", loadConfig(c.env));
       await next();
@@ -33,13 +35,15 @@ export function apiRoutes() {
 
 /**
  * The OpenAPI 3.1 document, generated from the route schemas: served at
- * /api/openapi.json with the routes at `/api` (`base`), and generated with
- * `base` "/" for the pages' typed client (scripts/api-types.ts), which puts
- * `/api/broadcasts/<id>` in front.
+ * /api/openapi.json with every route at `/api` (`base`). The pages' typed
+ * client (scripts/api-types.ts) is generated from two parts with `base` "/":
+ * the broadcast's routes (`part: "broadcast"`, which the client puts behind
+ * `/api/broadcasts/<id>`) and the deployment's (`part: "deployment"`, behind `/api`).
  */
-export function openApiDocument(origin: string, base = "/api") {
+export function openApiDocument(origin: string, base = "/api", part: "all" | "broadcast" | "deployment" = "all") {
   const docs = new OpenAPIHono();
-  docs.route(base, apiRoutes());
+  if (part !== "deployment") docs.route(base, apiRoutes());
+  if (part !== "broadcast") docs.route(base, deployment);
   docs.openAPIRegistry.registerComponent("securitySchemes", "apiKey", {
     type: "apiKey",
     in: "header",

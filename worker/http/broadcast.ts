@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { unwrap } from "../errors.ts";
 import { requireAdmin } from "./auth.ts";
 import { adminSecurity, failures, ok, router } from "./router.ts";
 
@@ -12,7 +13,8 @@ broadcast.openapi(
     summary: "Ends the broadcast: viewers see 'ended' and every stage Fanout created is deleted",
     security: adminSecurity,
     middleware: [requireAdmin] as const,
-    responses: { ...ok(z.object({ deleted: z.array(z.string()) }), "ended"), ...failures(401) },
+    responses: { ...ok(z.object({ deleted: z.array(z.string()) }), "ended"), ...failures(401, 502, 503) },
   }),
-  async (c) => c.json({ success: true as const, data: await c.env.BROADCAST.getByName(c.var.broadcastId).end() }, 200),
+  async (c) =>
+    c.json({ success: true as const, data: unwrap(await c.env.BROADCAST.getByName(c.var.broadcastId).end()) }, 200),
 );

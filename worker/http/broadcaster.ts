@@ -1,6 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { isServing } from "../../protocol/api.ts";
 import { issueTicket, requireAdmin } from "./auth.ts";
-import { adminSecurity, failures, jsonBody, ok, router, secondsUntil, unwrap } from "./router.ts";
+import { adminSecurity, failures, jsonBody, ok, router, secondsUntil } from "./router.ts";
+import { unwrap } from "../errors.ts";
 import { BroadcasterStage, PublishStateRequest, StageToken, StageTokenRequest } from "./schemas.ts";
 
 export const broadcaster = router();
@@ -10,28 +12,25 @@ broadcaster.openapi(
     method: "get",
     path: "/broadcaster/stages",
     tags: ["broadcaster"],
-    summary:
-      "Every stage with its viewers and feed; direct-fed stages (and the origin) come with a publish token (seed 004)",
+    summary: "Every stage with its viewers and feed; direct-fed stages (and the origin) come with a publish token",
     security: adminSecurity,
     middleware: [requireAdmin] as const,
     responses: {
       ...ok(z.object({ stages: z.array(BroadcasterStage), total: z.number().int() }), "the stages"),
-      ...failures(401),
+      ...failures(401, 502, 503),
     },
   }),
   async (c) => {
     const broadcast = c.env.BROADCAST.getByName(c.var.broadcastId);
     const [views, publishTokens] = await Promise.all([broadcast.stages(), broadcast.publisherTokens()]);
-    const tokenOf = new Map(publishTokens.map((t) => [t.stageArn, t.token]));
-    const stages = views
-      .filter((s) => s.state === "ready" || s.state === "draining")
-      .map((s) => ({
-        stageArn: s.stageArn,
-        stageId: s.stageId,
-        token: tokenOf.get(s.stageArn) ?? null,
-        viewerCount: s.viewers,
-        feed: s.feed,
-      }));
+    const tokenOf = new Map(unwrap(publishTokens).map((t) => [t.stageArn, t.token]));
+    const stages = views.filter(isServing).map((s) => ({
+      stageArn: s.stageArn,
+      stageId: s.stageId,
+      token: tokenOf.get(s.stageArn) ?? null,
+      viewerCount: s.viewers,
+      feed: s.feed,
+    }));
     return c.json({ success: true as const, data: { stages, total: stages.length } }, 200);
   },
 );
@@ -45,7 +44,7 @@ broadcaster.openapi(
     security: adminSecurity,
     middleware: [requireAdmin] as const,
     request: jsonBody(StageTokenRequest),
-    responses: { ...ok(StageToken, "the token"), ...failures(400, 401, 404, 502) },
+    responses: { ...ok(StageToken, "the token"), ...failures(400, 401, 404, 502, 503) },
   }),
   async (c) => {
     const { stageArn, participantId } = c.req.valid("json");

@@ -5,6 +5,3 @@ export interface AppEnv {
   Bindings: Env;
   Variables: { config: Config; broadcastId: string };
 }
-
-export const BROADCAST_ID = /^[a-z0-9-]{1,64}$/;
-export const DEFAULT_BROADCAST = "main";

@@ -1,14 +1,23 @@
 import { z } from "@hono/zod-openapi";
-import { FeedSchema, PublishStateSchema, StageSchema, StatsSchema } from "../../protocol/api.ts";
+import {
+  BroadcastEntrySchema,
+  ErrorCodeSchema,
+  FeedSchema,
+  HealthSchema,
+  PublishStateSchema,
+  StageSchema,
+  StatsSchema,
+} from "../../protocol/api.ts";
+import { STAGE_ARN_OR_ID_PATTERN, STAGE_ARN_PATTERN } from "../../protocol/ids.ts";
 
 /**
- * Request and response schemas of the HTTP API (SPEC §7). Routes validate
- * with them and /api/openapi.json is generated from them.
+ * Request and response schemas of the HTTP API (README.md, "HTTP API").
+ * Routes validate with them and /api/openapi.json is generated from them.
  */
 
 export const StageArn = z
   .string()
-  .regex(/^arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage\/[a-zA-Z0-9-]+$/, "must be an IVS stage ARN")
+  .regex(STAGE_ARN_PATTERN, "must be an IVS stage ARN")
   .openapi({ example: "arn:aws:ivs:us-east-1:123456789012:stage/AbCdEf123456" });
 
 export const UserId = z
@@ -27,15 +36,7 @@ export const ErrorSchema = z
   .object({
     success: z.literal(false),
     error: z.object({
-      code: z.enum([
-        "VALIDATION_ERROR",
-        "UNAUTHORIZED",
-        "NOT_FOUND",
-        "RATE_LIMITED",
-        "STAGE_FULL",
-        "TOKEN_GENERATION_FAILED",
-        "INTERNAL_ERROR",
-      ]),
+      code: ErrorCodeSchema,
       message: z.string(),
       details: z.record(z.string(), z.unknown()).optional(),
     }),
@@ -77,7 +78,7 @@ export const PublishStateRequest = z
 export const StageParam = z.object({
   stageArn: z
     .string()
-    .regex(/^(arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage\/)?[a-zA-Z0-9-]+$/, "must be a stage ARN or stage id")
+    .regex(STAGE_ARN_OR_ID_PATTERN, "must be a stage ARN or stage id")
     .openapi({ param: { name: "stageArn", in: "path" }, example: "AbCdEf123456" }),
 });
 
@@ -142,6 +143,10 @@ export const Presence = z
   .openapi("Presence");
 
 export const Stats = StatsSchema.openapi("Stats");
+
+export const Health = HealthSchema.openapi("Health");
+
+export const BroadcastEntry = BroadcastEntrySchema.openapi("BroadcastEntry");
 
 export const Session = z
   .object({

@@ -2,12 +2,13 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { FeedSchema } from "../../protocol/api.ts";
 import { ApiError } from "../errors.ts";
 import { requireAdmin } from "./auth.ts";
-import { adminSecurity, failures, jsonBody, ok, router, unwrap } from "./router.ts";
+import { adminSecurity, failures, jsonBody, ok, router } from "./router.ts";
+import { unwrap } from "../errors.ts";
 import { StageParam, StageTokenRequest, StageUpdateRequest, StageView } from "./schemas.ts";
 import { PublisherInfo } from "./stats.ts";
 import { stageFromParam } from "./viewer.ts";
 
-/** The seed's stage administration routes: what the autoscaler does, by hand. */
+/** Stage administration: what the autoscaler does, by hand. */
 export const stages = router();
 
 const admin = { security: adminSecurity, middleware: [requireAdmin], tags: ["stages"] };
@@ -35,9 +36,8 @@ stages.openapi(
     responses: { ...ok(StageView, "the origin"), ...failures(401, 404) },
   }),
   async (c) => {
-    const origin = (await c.env.BROADCAST.getByName(c.var.broadcastId).stages()).find(
-      (s) => s.role === "origin" && s.state !== "deleting",
-    );
+    const { originStageArn } = await c.env.BROADCAST.getByName(c.var.broadcastId).publisherInfo();
+    const origin = originStageArn && unwrap(await c.env.BROADCAST.getByName(c.var.broadcastId).stage(originStageArn));
     if (!origin)
       throw new ApiError(
         "NOT_FOUND",
@@ -54,7 +54,7 @@ stages.openapi(
     method: "post",
     path: "/stage",
     summary: "Adds a stage now (the autoscaler may drain it later)",
-    responses: { ...ok(StageView, "the new stage"), ...failures(401, 502) },
+    responses: { ...ok(StageView, "the new stage"), ...failures(401, 409, 502, 503) },
   }),
   async (c) =>
     c.json(
@@ -70,7 +70,7 @@ stages.openapi(
     path: "/stage/replication/start",
     summary: "Replicates the publisher into a stage (making it replica-fed)",
     request: jsonBody(StageTokenRequest),
-    responses: { ...ok(StageView, "the stage"), ...failures(400, 401, 404) },
+    responses: { ...ok(StageView, "the stage"), ...failures(400, 401, 404, 409, 502, 503) },
   }),
   async (c) =>
     c.json(
@@ -89,7 +89,7 @@ stages.openapi(
     path: "/stage/replication/stop",
     summary: "Stops replicating the publisher into a stage",
     request: jsonBody(StageTokenRequest),
-    responses: { ...ok(StageView, "the stage"), ...failures(400, 401, 404) },
+    responses: { ...ok(StageView, "the stage"), ...failures(400, 401, 404, 502, 503) },
   }),
   async (c) =>
     c.json(
@@ -171,7 +171,7 @@ stages.openapi(
     path: "/stage/{stageArn}",
     summary: "Drains a stage (its viewers move elsewhere) or takes it back into service",
     request: { params: StageParam, ...jsonBody(StageUpdateRequest) },
-    responses: { ...ok(StageView, "the stage"), ...failures(400, 401, 404) },
+    responses: { ...ok(StageView, "the stage"), ...failures(400, 401, 404, 409) },
   }),
   async (c) => {
     const stageArn = await stageFromParam(c, c.req.valid("param").stageArn);
@@ -191,7 +191,7 @@ stages.openapi(
     request: { params: StageParam },
     responses: {
       ...ok(z.object({ stageArn: z.string(), deleted: z.literal(true) }), "deleted"),
-      ...failures(401, 404),
+      ...failures(401, 404, 409, 502, 503),
     },
   }),
   async (c) => {

@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { PublisherStatsSchema } from "../../protocol/api.ts";
+import { EventSchema, PublisherStatsSchema, isServing } from "../../protocol/api.ts";
 import { requireAdmin } from "./auth.ts";
 import { adminSecurity, failures, ok, router } from "./router.ts";
 import { Stats, StageView } from "./schemas.ts";
@@ -57,7 +57,7 @@ stats.openapi(
     return c.json(
       {
         success: true as const,
-        data: { activeStages: stages.filter((s) => s.state === "ready" || s.state === "draining").length, stages },
+        data: { activeStages: stages.filter(isServing).length, stages },
       },
       200,
     );
@@ -124,7 +124,7 @@ stats.openapi(
     responses: {
       ...ok(
         z.object({
-          events: z.array(z.object({ at: z.string(), type: z.string(), detail: z.record(z.string(), z.unknown()) })),
+          events: z.array(EventSchema),
         }),
         "events",
       ),

@@ -4,7 +4,8 @@ import type { Config } from "../config.ts";
 import { joinAsViewer, renewViewerToken, type Joined } from "../join/join.ts";
 import { requireAdmin, requireViewerAccess } from "./auth.ts";
 import { rateLimit } from "./rate-limit.ts";
-import { adminSecurity, failures, jsonBody, ok, router, secondsUntil, unwrap } from "./router.ts";
+import { adminSecurity, failures, jsonBody, ok, router, secondsUntil } from "./router.ts";
+import { unwrap } from "../errors.ts";
 import { PublisherToken, PublisherTokenRequest, RenewRequest, ViewerToken, ViewerTokenRequest } from "./schemas.ts";
 
 export const tokens = router();
@@ -73,7 +74,7 @@ tokens.openapi(
     security: adminSecurity,
     middleware: [requireAdmin] as const,
     request: jsonBody(PublisherTokenRequest),
-    responses: { ...ok(PublisherToken, "the publisher token"), ...failures(400, 401, 502) },
+    responses: { ...ok(PublisherToken, "the publisher token"), ...failures(400, 401, 502, 503) },
   }),
   async (c) => {
     const { userId, participantId } = c.req.valid("json");
@@ -102,8 +103,7 @@ tokens.openapi(
     method: "post",
     path: "/token/publisher-all",
     tags: ["tokens"],
-    summary:
-      "Publish tokens for every stage the studio publishes to itself: the origin and direct-fed stages (seed 002)",
+    summary: "Publish tokens for every stage the studio publishes to itself: the origin and direct-fed stages",
     security: adminSecurity,
     middleware: [requireAdmin] as const,
     responses: {
@@ -120,11 +120,11 @@ tokens.openapi(
         }),
         "one token per stage",
       ),
-      ...failures(401, 502),
+      ...failures(401, 502, 503),
     },
   }),
   async (c) => {
-    const list = await c.env.BROADCAST.getByName(c.var.broadcastId).publisherTokens();
+    const list = unwrap(await c.env.BROADCAST.getByName(c.var.broadcastId).publisherTokens());
     return c.json({ success: true as const, data: { tokens: list } }, 200);
   },
 );

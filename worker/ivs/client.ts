@@ -1,5 +1,5 @@
 import { AwsClient } from "aws4fetch";
-import { backoffDelay } from "./backoff.ts";
+import { backoffDelay } from "../../protocol/backoff.ts";
 import { IvsError, errorTypeFromHeader } from "./error.ts";
 import type {
   Capability,

@@ -1,14 +1,13 @@
-import type { RoutingStage } from "../broadcast/broadcast.ts";
+import type { RoutingStage } from "../broadcast/contract.ts";
 import type { Config } from "../config.ts";
-import { ApiError } from "../errors.ts";
+import { ApiError, apiErrorOf } from "../errors.ts";
 import { IvsClient } from "../ivs/client.ts";
-import { IvsError } from "../ivs/error.ts";
 import { issueParticipantToken, tokenIssuerFor, type IssuedToken } from "../tokens/participant-token.ts";
 import { chooseStage } from "./choose-stage.ts";
 import { cachedRoutingTable } from "./routing-cache.ts";
 
 /**
- * A viewer joins (SPEC §3): the routing table from the per-isolate cache, a
+ * A viewer joins (docs/design.md, "The join path"): the routing table from the per-isolate cache, a
  * stage by power-of-two-choices among ready stages, admission at that stage's
  * shard (a full shard refuses; another stage is tried), and the token minted
  * here. No AWS call with self-signed tokens, and no write to the Broadcast DO.
@@ -141,23 +140,6 @@ async function mint(
       participantId,
     });
   } catch (error) {
-    throw tokenError(error);
+    throw apiErrorOf(error, "issue a token");
   }
-}
-
-/** IVS refusing a token is the caller's TOKEN_GENERATION_FAILED; throttling says when to come back. */
-export function tokenError(error: unknown): ApiError {
-  if (error instanceof IvsError) {
-    const throttled = error.kind === "throttled" || error.kind === "quota";
-    return new ApiError(
-      "TOKEN_GENERATION_FAILED",
-      throttled ? 503 : 502,
-      `IVS could not issue a token (${error.type}).`,
-      {
-        cause: error,
-        ...(throttled && { retryAfter: 2 }),
-      },
-    );
-  }
-  return new ApiError("TOKEN_GENERATION_FAILED", 500, "The token could not be signed.", { cause: error });
 }

@@ -1,4 +1,4 @@
-import type { RoutingTable } from "../broadcast/broadcast.ts";
+import type { RoutingTable } from "../broadcast/contract.ts";
 
 /**
  * The join path's copy of a broadcast's routing table, per isolate, for about

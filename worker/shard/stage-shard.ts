@@ -1,10 +1,14 @@
 import { DurableObject } from "cloudflare:workers";
 import { VIEWER_PING, VIEWER_PONG, type ViewerServerMessage } from "../../protocol/messages.ts";
 import { loadConfig, type Config } from "../config.ts";
-import type { EndedSession, LoadReply } from "../broadcast/broadcast.ts";
+import type { EndedSession, LoadReply } from "../broadcast/contract.ts";
+import { completeClose, sendJson } from "../sockets.ts";
+import { migrate } from "../storage/migrations.ts";
+import { StateRow } from "../storage/state-row.ts";
+import { MIGRATIONS, type ShardRow, type ShardState } from "./schema.ts";
 
 /**
- * The viewers of one stage (SPEC §3): admission against capacity, viewer
+ * The viewers of one stage (docs/design.md, "Presence"): admission against capacity, viewer
  * sessions, HTTP heartbeats, viewer WebSockets (Hibernation API: presence
  * with no periodic requests), the sweep of silent viewers, and load reports
  * to the broadcast, coalesced to at most one a second (at once when the stage
@@ -32,12 +36,11 @@ export interface HeartbeatReply {
   migrateTo?: string;
 }
 
-type ShardState = "ready" | "draining" | "closed";
-
 const REPORT_INTERVAL_MS = 1000;
 
 export class StageShard extends DurableObject<Env> {
   readonly #sql: SqlStorage;
+  readonly #row: StateRow<ShardRow>;
   #config: Config | undefined;
   /** When the alarm is due, as set in storage (null: none). Read once at start, then kept here. */
   #alarmAt: number | null = null;
@@ -45,24 +48,8 @@ export class StageShard extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.#sql = ctx.storage.sql;
-    this.#sql.exec(`
-      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS viewers (
-        participant_id TEXT PRIMARY KEY,
-        user_id TEXT NOT NULL,
-        joined_at INTEGER NOT NULL,
-        last_seen INTEGER NOT NULL,
-        connected INTEGER NOT NULL DEFAULT 0
-      );
-      CREATE INDEX IF NOT EXISTS viewers_by_user ON viewers (user_id);
-      CREATE TABLE IF NOT EXISTS ended (
-        participant_id TEXT NOT NULL,
-        user_id TEXT NOT NULL,
-        joined_at INTEGER NOT NULL,
-        left_at INTEGER NOT NULL,
-        reason TEXT NOT NULL
-      );
-    `);
+    migrate(this.#sql, MIGRATIONS);
+    this.#row = new StateRow<ShardRow>(this.#sql, "shard");
     // Viewers ping to keep their socket alive; the runtime answers without waking this object.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(VIEWER_PING, VIEWER_PONG));
     void ctx.blockConcurrencyWhile(async () => {
@@ -78,10 +65,7 @@ export class StageShard extends DurableObject<Env> {
   // ── set up by the broadcast ──────────────────────────────────────────────
 
   init(input: { broadcastId: string; stageArn: string; live: boolean }): void {
-    this.#set("broadcast_id", input.broadcastId);
-    this.#set("stage_arn", input.stageArn);
-    if (!this.#get("state")) this.#set("state", "ready");
-    this.#set("live", input.live ? "1" : "0");
+    this.#row.set({ broadcast_id: input.broadcastId, stage_arn: input.stageArn, live: input.live ? 1 : 0 });
   }
 
   // ── the join path ────────────────────────────────────────────────────────
@@ -89,7 +73,7 @@ export class StageShard extends DurableObject<Env> {
   admit(input: { participantId: string; userId: string }): Admission {
     const state = this.#state();
     const viewers = this.#count();
-    if (!this.#get("stage_arn")) return { admitted: false, reason: "unknown", viewers };
+    if (!this.#row.get().stage_arn) return { admitted: false, reason: "unknown", viewers };
     if (state !== "ready") return { admitted: false, reason: state, viewers };
     const capacity = this.#cfg.scaling.capacity;
     if (viewers >= capacity) return { admitted: false, reason: "full", viewers };
@@ -102,12 +86,12 @@ export class StageShard extends DurableObject<Env> {
       now,
       now,
     );
-    this.#set("admitted", String(Number(this.#get("admitted") ?? 0) + 1));
+    this.#row.set({ admitted: this.#row.get().admitted + 1 });
     this.#changed(viewers, viewers + 1);
     return { admitted: true, viewers: viewers + 1, capacity };
   }
 
-  // ── presence over HTTP (seed 003) ────────────────────────────────────────
+  // ── presence over HTTP (for clients without the viewer socket) ────────────────────────────────────────
 
   heartbeat(input: { userId: string; participantId?: string }): HeartbeatReply {
     const now = Date.now();
@@ -120,12 +104,12 @@ export class StageShard extends DurableObject<Env> {
         )
       : this.#sql.exec("UPDATE viewers SET last_seen = ? WHERE user_id = ?", now, input.userId);
     this.#armSweep();
-    const state = this.#state();
+    const { state, migrate_to } = this.#row.get();
     return {
       found: cursor.rowsWritten > 0,
       viewers: this.#count(),
       state,
-      ...(state === "draining" && this.#get("migrate_to") && { migrateTo: this.#get("migrate_to")! }),
+      ...(state === "draining" && migrate_to && { migrateTo: migrate_to }),
     };
   }
 
@@ -142,7 +126,6 @@ export class StageShard extends DurableObject<Env> {
     return { removed: rows.length };
   }
 
-  /** A viewer back after a blip, with the participant id it had: admitted again if it was swept meanwhile. */
   /**
    * A token renewal: only a viewer this shard already holds (same participant
    * and user) may have its participant id signed again; anyone else would be
@@ -157,6 +140,7 @@ export class StageShard extends DurableObject<Env> {
     return { admitted: true, viewers: this.#count(), capacity: this.#cfg.scaling.capacity };
   }
 
+  /** A viewer back after a blip, with the participant id it had: admitted again if it was swept meanwhile. */
   rejoin(input: { userId: string; participantId: string }): Admission {
     const existing = this.#sql.exec("SELECT 1 FROM viewers WHERE participant_id = ?", input.participantId).toArray();
     if (existing.length > 0) {
@@ -185,22 +169,20 @@ export class StageShard extends DurableObject<Env> {
 
   drain(input: { migrateTo?: string }): void {
     if (this.#state() === "closed") return;
-    this.#set("state", "draining");
-    if (input.migrateTo) this.#set("migrate_to", input.migrateTo);
+    this.#row.set({ state: "draining", ...(input.migrateTo && { migrate_to: input.migrateTo }) });
     this.#sendAll({ type: "migrate", data: { ...(input.migrateTo && { stageArn: input.migrateTo }) } });
     this.#report(true);
   }
 
   revive(): void {
     if (this.#state() !== "draining") return;
-    this.#set("state", "ready");
-    this.#sql.exec("DELETE FROM meta WHERE key = 'migrate_to'");
+    this.#row.set({ state: "ready", migrate_to: null });
     this.#report(true);
   }
 
   /** The stage is going away: viewers are told the broadcast ended (or to move), and every session ends. */
   close(input: { ended: boolean; migrateTo?: string }): void {
-    this.#set("state", "closed");
+    this.#row.set({ state: "closed" });
     const message: ViewerServerMessage = input.ended
       ? { type: "ended" }
       : { type: "migrate", data: { ...(input.migrateTo && { stageArn: input.migrateTo }) } };
@@ -214,13 +196,13 @@ export class StageShard extends DurableObject<Env> {
   }
 
   setAudience(input: { total: number; live: boolean }): void {
-    const wasLive = this.#get("live") === "1";
-    if (String(input.total) !== this.#get("audience")) {
-      this.#set("audience", String(input.total));
+    const { live, audience } = this.#row.get();
+    if (input.total !== audience) {
+      this.#row.set({ audience: input.total });
       this.#sendAll({ type: "viewers", data: { count: input.total } });
     }
-    if (wasLive !== input.live) {
-      this.#set("live", input.live ? "1" : "0");
+    if ((live === 1) !== input.live) {
+      this.#row.set({ live: input.live ? 1 : 0 });
       this.#sendAll({ type: "live", data: { live: input.live } });
     }
   }
@@ -244,21 +226,18 @@ export class StageShard extends DurableObject<Env> {
       Date.now(),
       participantId,
     );
-    const state = this.#state();
+    const { state, stage_arn, audience, live, migrate_to } = this.#row.get();
     this.#send(server, {
       type: "welcome",
       data: {
-        stageArn: this.#get("stage_arn") ?? "",
-        viewers: Number(this.#get("audience") ?? this.#count()),
-        live: this.#get("live") === "1",
+        stageArn: stage_arn ?? "",
+        viewers: audience ?? this.#count(),
+        live: live === 1,
         state: state === "draining" ? "draining" : "ready",
       },
     });
     if (state === "draining")
-      this.#send(server, {
-        type: "migrate",
-        data: { ...(this.#get("migrate_to") && { stageArn: this.#get("migrate_to")! }) },
-      });
+      this.#send(server, { type: "migrate", data: { ...(migrate_to && { stageArn: migrate_to }) } });
     this.#armSweep();
     return new Response(null, { status: 101, webSocket: client });
   }
@@ -270,12 +249,7 @@ export class StageShard extends DurableObject<Env> {
   override webSocketClose(ws: WebSocket, code: number): void {
     const { participantId } = ws.deserializeAttachment() as { participantId: string };
     this.#end(participantId, "left");
-    // Complete the closing handshake, or the client sees 1006.
-    try {
-      ws.close(code === 1005 || code === 1006 ? 1000 : code, "bye");
-    } catch (error) {
-      if (!(error instanceof TypeError)) throw error;
-    }
+    completeClose(ws, code);
   }
 
   override webSocketError(ws: WebSocket): void {
@@ -308,7 +282,7 @@ export class StageShard extends DurableObject<Env> {
       for (const ws of this.ctx.getWebSockets(row.participant_id)) ws.close(4408, "presence timed out");
       this.#end(row.participant_id, "timeout");
     }
-    if (this.#get("dirty") === "1") await this.#flush();
+    if (this.#row.get().dirty === 1) await this.#flush();
     this.#armSweep();
   }
 
@@ -342,15 +316,14 @@ export class StageShard extends DurableObject<Env> {
   }
 
   #report(urgent: boolean): void {
-    this.#set("dirty", "1");
-    const last = Number(this.#get("reported_at") ?? 0);
+    this.#row.set({ dirty: 1 });
+    const last = this.#row.get().reported_at ?? 0;
     const at = urgent ? Date.now() : Math.max(Date.now(), last + REPORT_INTERVAL_MS);
     this.#armAt(at);
   }
 
   async #flush(): Promise<void> {
-    const broadcastId = this.#get("broadcast_id");
-    const stageArn = this.#get("stage_arn");
+    const { broadcast_id: broadcastId, stage_arn: stageArn, reported_at, admitted } = this.#row.get();
     if (!broadcastId || !stageArn) return;
     const ended = this.#sql
       .exec<{
@@ -363,13 +336,10 @@ export class StageShard extends DurableObject<Env> {
       }>("SELECT rowid, * FROM ended ORDER BY rowid LIMIT 500")
       .toArray();
     const now = Date.now();
-    const since = Number(this.#get("reported_at") ?? now);
-    const admitted = Number(this.#get("admitted") ?? 0);
+    const since = reported_at ?? now;
     // Admissions per second since the last report: the broadcast provisions ahead of a crowd from it.
     const joinRate = admitted / Math.max(1, (now - since) / 1000);
-    this.#set("admitted", "0");
-    this.#set("dirty", "0");
-    this.#set("reported_at", String(now));
+    this.#row.set({ admitted: 0, dirty: 0, reported_at: now });
     const sessions: EndedSession[] = ended.map((e) => ({
       participantId: e.participant_id,
       userId: e.user_id,
@@ -397,7 +367,7 @@ export class StageShard extends DurableObject<Env> {
   }
 
   #armSweep(): void {
-    if (this.#count() === 0 && this.#get("dirty") !== "1") return;
+    if (this.#count() === 0 && this.#row.get().dirty !== 1) return;
     this.#armAt(Date.now() + this.#cfg.presence.viewerTtlMs / 2);
   }
 
@@ -414,28 +384,11 @@ export class StageShard extends DurableObject<Env> {
   }
 
   #state(): ShardState {
-    return (this.#get("state") as ShardState | undefined) ?? "ready";
-  }
-
-  #get(key: string): string | undefined {
-    return this.#sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray()[0]?.value;
-  }
-
-  #set(key: string, value: string): void {
-    this.#sql.exec(
-      "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-      key,
-      value,
-    );
+    return this.#row.get().state;
   }
 
   #send(ws: WebSocket, message: ViewerServerMessage): void {
-    try {
-      ws.send(JSON.stringify(message));
-    } catch (error) {
-      // A socket closing under us is not this object's failure.
-      if (!(error instanceof TypeError)) throw error;
-    }
+    sendJson(ws, message);
   }
 
   #sendAll(message: ViewerServerMessage): void {

@@ -1,7 +1,8 @@
 import type { Capability } from "../ivs/types.ts";
+import { stageIdOf } from "../../protocol/ids.ts";
 
 /**
- * The claims of a self-signed IVS participant token (SPEC §4), as a pure
+ * The claims of a self-signed IVS participant token (docs/design.md, "Tokens"), as a pure
  * function of its inputs, so that a test can check them exactly.
  */
 export interface SelfSignedClaims {
@@ -47,11 +48,6 @@ export function selfSignedClaims(input: ClaimsInput): SelfSignedClaims {
     ...(input.userId !== undefined && { user_id: input.userId }),
     ...(input.attributes !== undefined && { attributes: input.attributes }),
   };
-}
-
-/** The stage id is the last part of its ARN: `arn:aws:ivs:<region>:<account>:stage/<id>`. */
-export function stageIdOf(stageArn: string): string {
-  return stageArn.slice(stageArn.lastIndexOf("/") + 1);
 }
 
 const ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";

@@ -4,7 +4,7 @@ import type { Capability } from "../ivs/types.ts";
 import { newParticipantId, selfSignedClaims } from "./claims.ts";
 
 /**
- * One way to get a participant token, whichever way it is made (SPEC §4):
+ * One way to get a participant token, whichever way it is made (docs/design.md, "Tokens"):
  * self-signed ES384 in the Worker when a key is configured (no AWS call per
  * join, no 50 TPS limit, renewable in place with `exchangeToken`), or
  * CreateParticipantToken otherwise.
@@ -115,7 +115,7 @@ export function toPem(privateKey: string): string {
   return `-----BEGIN PRIVATE KEY-----\n${lines.join("\n")}\n-----END PRIVATE KEY-----\n`;
 }
 
-/** Self-signed when a key is configured (SPEC §4), CreateParticipantToken otherwise. */
+/** Self-signed when a key is configured (docs/design.md, "Tokens"), CreateParticipantToken otherwise. */
 export function tokenIssuerFor(
   config: { tokenKey?: { privateKey: string; keyArn: string } },
   ivs: IvsClient,

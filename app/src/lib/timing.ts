@@ -3,6 +3,8 @@
  * and renewal behaviour is unit-tested (test/unit/pages-timing.test.ts).
  */
 
+import { backoffDelay as delayFor, type Backoff } from "../../../protocol/backoff.ts";
+
 export interface Clock {
   now(): number;
   setTimeout(fn: () => void, ms: number): unknown;
@@ -15,21 +17,14 @@ export const systemClock: Clock = {
   clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
 };
 
-export interface Backoff {
-  baseMs: number;
-  capMs: number;
-}
+/** The pages reconnect with equal jitter: never a tight loop, and a crowd that lost its network together spreads out. */
+export const RECONNECT: Backoff = { baseMs: 500, capMs: 15_000, jitter: "equal" };
 
-export const RECONNECT: Backoff = { baseMs: 500, capMs: 15_000 };
+export type { Backoff };
 
-/**
- * Exponential backoff, capped, with "equal jitter": between half and all of
- * min(cap, base·2^attempt). Never zero (no tight loop), and a crowd that
- * lost its network together does not come back in lockstep.
- */
-export function backoffDelay(attempt: number, policy: Backoff = RECONNECT, random: () => number = Math.random): number {
-  const ceiling = Math.min(policy.capMs, policy.baseMs * 2 ** Math.max(0, attempt));
-  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+/** The shared backoff with the pages' defaults: RECONNECT, or another policy laid over it. */
+export function backoffDelay(attempt: number, policy: Partial<Backoff> = RECONNECT, random = Math.random): number {
+  return delayFor(attempt, { ...RECONNECT, ...policy }, random);
 }
 
 /** The most before expiry a token is renewed; short tokens renew at 80 % of their life. */

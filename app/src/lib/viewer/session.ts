@@ -71,7 +71,7 @@ export const PING_INTERVAL_MS = 15_000;
 /** How long a migration waits for the new stage's video before switching anyway. */
 export const MIGRATION_WAIT_MS = 5_000;
 /** Waiting for a broadcast that has not started: polled more gently than a reconnect. */
-export const OFFLINE_POLL: Backoff = { baseMs: 2_000, capMs: 10_000 };
+export const OFFLINE_POLL: Partial<Backoff> = { baseMs: 2_000, capMs: 10_000 };
 
 export class ViewerSession {
   readonly state: ViewerState = { status: "connecting", viewers: 0, tracks: [] };
