@@ -5,7 +5,7 @@ import {
   type StageEvent,
   type StageStrategy,
 } from "../../app/src/lib/media/stage.ts";
-import type { SocketLike } from "../../app/src/lib/studio/session.ts";
+import type { SocketLike } from "../../app/src/lib/socket.ts";
 import type { Clock } from "../../app/src/lib/timing.ts";
 
 /**

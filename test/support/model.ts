@@ -36,15 +36,15 @@ export interface Model {
   shapes: Record<string, Shape>;
 }
 
-const MODEL_PATH = fileURLToPath(
-  new URL("../fixtures/aws/ivs-realtime-2020-07-14.service-2.json", import.meta.url),
-);
+const MODEL_PATH = fileURLToPath(new URL("../fixtures/aws/ivs-realtime-2020-07-14.service-2.json", import.meta.url));
 
 export function loadModel(): Model {
   try {
     return JSON.parse(readFileSync(MODEL_PATH, "utf8")) as Model;
   } catch (error) {
-    throw new Error(`The IVS service model is expected at ${MODEL_PATH} (test data in the repository)`, { cause: error });
+    throw new Error(`The IVS service model is expected at ${MODEL_PATH} (test data in the repository)`, {
+      cause: error,
+    });
   }
 }
 

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { backoffDelay, renewalDelay } from "../../app/src/lib/timing.ts";
 import { loopbackFirst } from "../../app/src/lib/media/local-stage.ts";
-import { tokenInfo, transportFor } from "../../app/src/lib/media/stage.ts";
+import { transportFor } from "../../app/src/lib/media/open-stage.ts";
+import { tokenInfo } from "../../app/src/lib/media/stage.ts";
 import { fakeToken } from "../support/fake-stage.ts";
 
 describe("reconnect backoff", () => {

@@ -195,6 +195,26 @@ describe("the studio's stage bookkeeping", () => {
     expect(session.state.socket).toBe("connected");
   });
 
+  it("stops reconnecting the broadcaster socket and says why when the admin key is refused (401)", async () => {
+    let refused = false;
+    const { session, calls, sockets, clock } = studio({
+      ticket: async () => {
+        calls.push("ticket");
+        if (refused) throw Object.assign(new Error("A valid key is required."), { status: 401 });
+        return "ticket-1";
+      },
+    });
+    await session.start();
+    sockets[0]!.open();
+    refused = true;
+    sockets[0]!.drop();
+    await clock.advance(60_000);
+    expect(calls.filter((c) => c === "ticket")).toHaveLength(2);
+    expect(sockets).toHaveLength(1);
+    expect(session.state).toMatchObject({ socket: "closed", error: expect.stringMatching(/admin key was refused/) });
+    expect(session.state.log.some((entry) => /admin key was refused/.test(entry.text))).toBe(true);
+  });
+
   it("stop ends the broadcast, leaves every stage and closes the socket without reconnecting", async () => {
     const { session, calls, stages, sockets, clock } = studio();
     await session.start();

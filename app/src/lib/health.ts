@@ -1,24 +1,22 @@
-import type { BroadcastEntry, Envelope, Health } from "../../../protocol/api.ts";
+import type { BroadcastEntry, Health } from "#protocol/api.ts";
+import { deploymentApi, unwrap } from "#lib/api/client.ts";
 
 /** What the landing page shows of the Worker's health: the API envelope, unwrapped. */
 export type HealthState = { kind: "loading" } | { kind: "ok"; health: Health } | { kind: "error"; message: string };
 
-export async function fetchHealth(fetcher: typeof fetch = fetch): Promise<HealthState> {
+export async function fetchHealth(fetcher?: typeof fetch): Promise<HealthState> {
   try {
-    const response = await fetcher("/api/health");
-    const body = (await response.json()) as Envelope<Health>;
-    return body.success ? { kind: "ok", health: body.data } : { kind: "error", message: body.error.message };
-  } catch {
-    return { kind: "error", message: "The Fanout API is not reachable." };
+    return { kind: "ok", health: await unwrap(deploymentApi({ fetch: fetcher }).GET("/health")) };
+  } catch (error) {
+    return { kind: "error", message: (error as Error).message };
   }
 }
 
 /** Recent broadcasts for the landing page (live first); empty when the API cannot say. */
-export async function fetchRecent(fetcher: typeof fetch = fetch): Promise<BroadcastEntry[]> {
-  try {
-    const body = (await (await fetcher("/api/broadcasts")).json()) as Envelope<{ broadcasts: BroadcastEntry[] }>;
-    return body.success ? body.data.broadcasts : [];
-  } catch {
-    return [];
-  }
+export async function fetchRecent(fetcher?: typeof fetch): Promise<BroadcastEntry[]> {
+  return unwrap(deploymentApi({ fetch: fetcher }).GET("/broadcasts")).then(
+    (data) => data.broadcasts,
+    // The landing page works without the list: an unreachable API shows in the health line.
+    () => [],
+  );
 }

@@ -1,5 +1,5 @@
-import type { Stats } from "../../../protocol/api.ts";
-import type { StatsServerMessage } from "../../../protocol/messages.ts";
+import type { Stats } from "#protocol/api.ts";
+import type { StatsServerMessage } from "#protocol/messages.ts";
 import { socketUrl } from "./api/client.ts";
 import { backoffDelay } from "./timing.ts";
 

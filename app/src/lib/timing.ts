@@ -3,7 +3,7 @@
  * and renewal behaviour is unit-tested (test/unit/pages-timing.test.ts).
  */
 
-import { backoffDelay as delayFor, type Backoff } from "../../../protocol/backoff.ts";
+import { backoffDelay as delayFor, type Backoff } from "#protocol/backoff.ts";
 
 export interface Clock {
   now(): number;

@@ -1,11 +1,13 @@
 import createClient from "openapi-fetch";
-import type { ErrorEnvelope } from "../../../../protocol/api.ts";
+import type { ErrorEnvelope } from "#protocol/api.ts";
+import type { paths as DeploymentPaths } from "./deployment.d.ts";
 import type { paths } from "./schema.d.ts";
 
 /**
- * The pages' one way to the API: openapi-fetch typed by app/src/lib/api/schema.d.ts,
- * which `npm run api:types` generates from the Worker's route schemas. Every
- * call is per broadcast (`/api/broadcasts/<id>/...`).
+ * The pages' one way to the API: openapi-fetch typed by the files that
+ * `npm run api:types` generates from the Worker's route schemas: a broadcast's
+ * routes (`/api/broadcasts/<id>/...`, schema.d.ts) and the deployment's
+ * (`/api/health`, `/api/broadcasts`, deployment.d.ts).
  */
 
 export type BroadcastApi = ReturnType<typeof broadcastApi>;
@@ -21,13 +23,18 @@ export function broadcastApi(
   });
   client.use({
     onRequest({ request }) {
-      // The admin key goes in a header, never in a URL (SPEC: secrets never in URLs or logs).
+      // The admin key goes in a header, never in a URL: secrets never go in URLs or logs.
       const key = options.adminKey?.();
       if (key) request.headers.set("x-api-key", key);
       return request;
     },
   });
   return client;
+}
+
+/** The deployment's routes, which belong to no broadcast. */
+export function deploymentApi(options: { origin?: string; fetch?: typeof fetch } = {}) {
+  return createClient<DeploymentPaths>({ baseUrl: `${options.origin ?? location.origin}/api`, fetch: options.fetch });
 }
 
 /** An API error answer (or no answer at all), with what a page shows and whether to retry. */

@@ -83,7 +83,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description STAGE_FULL or TOKEN_GENERATION_FAILED (with Retry-After) */
+                /** @description STAGE_FULL, or TOKEN_GENERATION_FAILED when IVS throttles or a quota is used up (with Retry-After) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -181,7 +181,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description STAGE_FULL or TOKEN_GENERATION_FAILED (with Retry-After) */
+                /** @description STAGE_FULL, or TOKEN_GENERATION_FAILED when IVS throttles or a quota is used up (with Retry-After) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -261,6 +261,15 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description STAGE_FULL, or TOKEN_GENERATION_FAILED when IVS throttles or a quota is used up (with Retry-After) */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -278,7 +287,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Publish tokens for every stage the studio publishes to itself: the origin and direct-fed stages (seed 002) */
+        /** Publish tokens for every stage the studio publishes to itself: the origin and direct-fed stages */
         post: {
             parameters: {
                 query?: never;
@@ -327,6 +336,15 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description STAGE_FULL, or TOKEN_GENERATION_FAILED when IVS throttles or a quota is used up (with Retry-After) */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -342,7 +360,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Every stage with its viewers and feed; direct-fed stages (and the origin) come with a publish token (seed 004) */
+        /** Every stage with its viewers and feed; direct-fed stages (and the origin) come with a publish token */
         get: {
             parameters: {
                 query?: never;
@@ -370,6 +388,24 @@ export interface paths {
                 };
                 /** @description UNAUTHORIZED */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description TOKEN_GENERATION_FAILED */
+                502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description STAGE_FULL, or TOKEN_GENERATION_FAILED when IVS throttles or a quota is used up (with Retry-After) */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -452,6 +488,15 @@ export interface paths {
                 };
                 /** @description TOKEN_GENERATION_FAILED */
                 502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description STAGE_FULL, or TOKEN_GENERATION_FAILED when IVS throttles or a quota is used up (with Retry-After) */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -834,7 +879,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description STAGE_FULL or TOKEN_GENERATION_FAILED (with Retry-After) */
+                /** @description STAGE_FULL, or TOKEN_GENERATION_FAILED when IVS throttles or a quota is used up (with Retry-After) */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1455,9 +1500,10 @@ export interface paths {
                             data: {
                                 events: {
                                     at: string;
-                                    type: string;
+                                    /** @enum {string} */
+                                    type: "started" | "ended" | "idle_timeout" | "publisher_token" | "publish_state" | "publishing_seen_at_ivs" | "stage_created" | "stage_create_failed" | "stage_draining" | "stage_revived" | "stage_deleted" | "stage_delete_failed" | "stage_vanished" | "orphan_deleted" | "replication_started" | "replication_stopped" | "replication_failed";
                                     detail: {
-                                        [key: string]: unknown;
+                                        [key: string]: string | number | boolean | null;
                                     };
                                 }[];
                             };
@@ -1643,8 +1689,26 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description CONFLICT */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
                 /** @description TOKEN_GENERATION_FAILED */
                 502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description STAGE_FULL, or TOKEN_GENERATION_FAILED when IVS throttles or a quota is used up (with Retry-After) */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1723,6 +1787,33 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description CONFLICT */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description TOKEN_GENERATION_FAILED */
+                502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description STAGE_FULL, or TOKEN_GENERATION_FAILED when IVS throttles or a quota is used up (with Retry-After) */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -1788,6 +1879,24 @@ export interface paths {
                 };
                 /** @description NOT_FOUND */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description TOKEN_GENERATION_FAILED */
+                502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description STAGE_FULL, or TOKEN_GENERATION_FAILED when IVS throttles or a quota is used up (with Retry-After) */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2037,6 +2146,15 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description CONFLICT */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
             };
         };
         post?: never;
@@ -2080,6 +2198,33 @@ export interface paths {
                 };
                 /** @description NOT_FOUND */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description CONFLICT */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description TOKEN_GENERATION_FAILED */
+                502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description STAGE_FULL, or TOKEN_GENERATION_FAILED when IVS throttles or a quota is used up (with Retry-After) */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2137,6 +2282,24 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description TOKEN_GENERATION_FAILED */
+                502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description STAGE_FULL, or TOKEN_GENERATION_FAILED when IVS throttles or a quota is used up (with Retry-After) */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -2166,7 +2329,7 @@ export interface components {
             success: false;
             error: {
                 /** @enum {string} */
-                code: "VALIDATION_ERROR" | "UNAUTHORIZED" | "NOT_FOUND" | "RATE_LIMITED" | "STAGE_FULL" | "TOKEN_GENERATION_FAILED" | "INTERNAL_ERROR";
+                code: "VALIDATION_ERROR" | "UNAUTHORIZED" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "STAGE_FULL" | "TOKEN_GENERATION_FAILED" | "INTERNAL_ERROR";
                 message: string;
                 details?: {
                     [key: string]: unknown;

@@ -1,4 +1,4 @@
-import type { LocalParticipant, LocalServerMessage } from "../../../../protocol/local-media.ts";
+import type { LocalParticipant, LocalServerMessage } from "#protocol/local-media.ts";
 import {
   Emitter,
   tokenInfo,

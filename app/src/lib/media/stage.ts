@@ -4,7 +4,7 @@
  * SDK names them). Two implementations: the SDK itself on IVS
  * (ivs-stage.ts), and WebRTC peer to peer through the emulator's signalling
  * hub for local development (local-stage.ts). The token decides which
- * (openStage); no page knows.
+ * (open-stage.ts); no page knows.
  */
 
 export type ConnectionState = "disconnected" | "connecting" | "connected" | "errored";
@@ -108,24 +108,3 @@ export function tokenInfo(token: string): TokenInfo {
     expiresAt: claims.exp ?? 0,
   };
 }
-
-/**
- * IVS tokens point at AWS's events service (`*.live-video.net`); the
- * emulator's point at its own signalling hub. That is the whole switch.
- */
-export function transportFor(token: string): "ivs" | "local" {
-  const events = tokenInfo(token).eventsUrl;
-  if (!events) return "ivs";
-  const host = new URL(events).hostname;
-  return host === "live-video.net" || host.endsWith(".live-video.net") ? "ivs" : "local";
-}
-
-export const openStage: OpenStage = async (token, strategy) => {
-  if (transportFor(token) === "local") {
-    const { LocalStage } = await import("./local-stage.ts");
-    return new LocalStage(token, strategy);
-  }
-  // The SDK touches `window` when it loads: only ever imported here, in the browser.
-  const { ivsStage } = await import("./ivs-stage.ts");
-  return ivsStage(token, strategy);
-};

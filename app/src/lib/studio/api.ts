@@ -1,5 +1,6 @@
-import { broadcastApi, socketUrl, unwrap } from "../api/client.ts";
-import type { StudioApi, SocketLike } from "./session.ts";
+import { broadcastApi, socketUrl, unwrap } from "#lib/api/client.ts";
+import type { SocketLike } from "#lib/socket.ts";
+import type { StudioApi } from "./session.ts";
 
 /** The studio's calls, through the typed client; the admin key rides in a header. */
 export function studioApi(broadcastId: string, adminKey: () => string | undefined, userId: string): StudioApi {

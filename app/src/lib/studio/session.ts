@@ -1,11 +1,15 @@
+import type { BroadcasterClientMessage, BroadcasterServerMessage, PublishState } from "#protocol/messages.ts";
 import type {
-  BroadcasterClientMessage,
-  BroadcasterServerMessage,
-  PublishState,
-} from "../../../../protocol/messages.ts";
-import type { ConnectionState, MediaStage, OpenStage, ParticipantPublishState, StageStrategy } from "../media/stage.ts";
-import { tokenInfo } from "../media/stage.ts";
-import { backoffDelay, renewalDelay, systemClock, type Clock } from "../timing.ts";
+  ConnectionState,
+  MediaStage,
+  OpenStage,
+  ParticipantPublishState,
+  StageStrategy,
+} from "#lib/media/stage.ts";
+import { tokenInfo } from "#lib/media/stage.ts";
+import { SOCKET_OPEN, type SocketLike } from "#lib/socket.ts";
+import { stageIdOf } from "#protocol/ids.ts";
+import { backoffDelay, renewalDelay, systemClock, type Clock } from "#lib/timing.ts";
 
 /**
  * The studio's bookkeeping, apart from any page so it is unit-tested against
@@ -34,14 +38,6 @@ export interface StudioApi {
 }
 
 /** The part of a WebSocket the studio uses (a real one in the page, a fake in tests). */
-export interface SocketLike {
-  readonly readyState: number;
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-  addEventListener(type: "open" | "close", listener: (event: { code?: number }) => void): void;
-  addEventListener(type: "message", listener: (event: { data: unknown }) => void): void;
-}
-
 export interface StudioDeps {
   api: StudioApi;
   openStage: OpenStage;
@@ -82,10 +78,9 @@ interface Joined {
   renewAttempt: number;
 }
 
-const OPEN = 1;
 const LOG_LIMIT = 200;
 
-/** The SDK's publish states, as the broadcaster socket reports them (seed 004). */
+/** The SDK's publish states, as the broadcaster socket reports them. */
 export const reported: Record<ParticipantPublishState, PublishState> = {
   attempting_publish: "connecting",
   published: "publishing",
@@ -200,7 +195,7 @@ export class StudioSession {
     this.#publishStages();
     await stage.join();
     this.#scheduleRenewal(joined);
-    this.#log(`Joined the ${role === "origin" ? "origin" : "direct-fed"} stage ${shortArn(grant.stageArn)}.`);
+    this.#log(`Joined the ${role === "origin" ? "origin" : "direct-fed"} stage ${stageIdOf(grant.stageArn)}.`);
   }
 
   #watch(joined: Joined): void {
@@ -210,7 +205,7 @@ export class StudioSession {
       joined.info.connection = state;
       this.#publishStages();
       if (state === "errored" && this.live) {
-        this.#log(`Lost the connection to ${shortArn(joined.info.stageArn)}; joining again.`);
+        this.#log(`Lost the connection to ${stageIdOf(joined.info.stageArn)}; joining again.`);
         void this.#renew(joined);
       }
     });
@@ -264,7 +259,7 @@ export class StudioSession {
         joined.info.expiresAt = tokenInfo(grant.token).expiresAt * 1000;
         joined.renewAttempt = 0;
         this.#scheduleRenewal(joined);
-        this.#log(`Renewed the token for ${shortArn(stageArn)}.`);
+        this.#log(`Renewed the token for ${stageIdOf(stageArn)}.`);
       } else {
         const old = joined.stage;
         this.#joined.delete(stageArn);
@@ -278,7 +273,7 @@ export class StudioSession {
       this.#publishStages();
     } catch (error) {
       const delay = backoffDelay(joined.renewAttempt++, undefined, this.#random);
-      this.#log(`Token renewal for ${shortArn(stageArn)} failed (${(error as Error).message}); retrying.`);
+      this.#log(`Token renewal for ${stageIdOf(stageArn)} failed (${(error as Error).message}); retrying.`);
       joined.renewTimer = this.#clock.setTimeout(() => void this.#renew(joined), delay);
     }
   }
@@ -321,7 +316,13 @@ export class StudioSession {
           this.#leave(joined.info.stageArn);
         }
       }
-    } catch {
+    } catch (error) {
+      // A key that no longer opens the API (revoked, rotated) will not open it on the next try either.
+      if ((error as { status?: number }).status === 401) {
+        this.#log("The admin key was refused: stage announcements stopped. Enter the key again to resume.");
+        return this.#set({ socket: "closed", error: "The admin key was refused. Enter it again to resume." });
+      }
+      this.#log(`The broadcaster channel could not reconnect (${(error as Error).message}); retrying.`);
       const delay = backoffDelay(this.#socketAttempt++, undefined, this.#random);
       this.#socketTimer = this.#clock.setTimeout(() => void this.#reconnectSocket(), delay);
     }
@@ -331,17 +332,17 @@ export class StudioSession {
     switch (message.type) {
       case "stage_created": {
         const { stageArn, feed, token, participantId } = message.data;
-        this.#log(`Stage ${shortArn(stageArn)} created (${feed} feed).`);
+        this.#log(`Stage ${stageIdOf(stageArn)} created (${feed} feed).`);
         if (feed !== "direct" || !token || !participantId || this.#joined.has(stageArn)) return;
         try {
           await this.#join({ stageArn, token, participantId }, "direct");
         } catch (error) {
-          this.#log(`Could not join ${shortArn(stageArn)}: ${(error as Error).message}`);
+          this.#log(`Could not join ${stageIdOf(stageArn)}: ${(error as Error).message}`);
         }
         return;
       }
       case "stage_deleted":
-        this.#log(`Stage ${shortArn(message.data.stageArn)} deleted.`);
+        this.#log(`Stage ${stageIdOf(message.data.stageArn)} deleted.`);
         this.#leave(message.data.stageArn);
         return;
       case "ended":
@@ -359,7 +360,7 @@ export class StudioSession {
 
   #report(message: BroadcasterClientMessage & { type: "publish_state" }): void {
     const socket = this.#socket;
-    if (socket?.readyState === OPEN) socket.send(JSON.stringify(message));
+    if (socket?.readyState === SOCKET_OPEN) socket.send(JSON.stringify(message));
     else this.#unsent.set(message.data.stageArn, message);
   }
 
@@ -388,5 +389,3 @@ export class StudioSession {
     for (const listener of this.#listeners) listener(this.state);
   }
 }
-
-export const shortArn = (arn: string) => arn.split("/").pop() ?? arn;

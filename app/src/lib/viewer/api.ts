@@ -1,5 +1,5 @@
-import { broadcastApi, socketUrl, unwrap } from "../api/client.ts";
-import type { SocketLike } from "../studio/session.ts";
+import { broadcastApi, socketUrl, unwrap } from "#lib/api/client.ts";
+import type { SocketLike } from "#lib/socket.ts";
 import type { ViewerApi } from "./session.ts";
 
 /** The viewer's calls, through the typed client. */

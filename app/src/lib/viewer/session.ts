@@ -1,8 +1,8 @@
-import { VIEWER_PING, VIEWER_PONG, type ViewerServerMessage } from "../../../../protocol/messages.ts";
-import type { ConnectionState, MediaStage, OpenStage, StageStrategy } from "../media/stage.ts";
-import { tokenInfo } from "../media/stage.ts";
-import type { SocketLike } from "../studio/session.ts";
-import { backoffDelay, renewalDelay, systemClock, type Backoff, type Clock } from "../timing.ts";
+import { VIEWER_PING, VIEWER_PONG, type ViewerServerMessage } from "#protocol/messages.ts";
+import type { ConnectionState, MediaStage, OpenStage, StageStrategy } from "#lib/media/stage.ts";
+import { tokenInfo } from "#lib/media/stage.ts";
+import type { SocketLike } from "#lib/socket.ts";
+import { backoffDelay, renewalDelay, systemClock, type Backoff, type Clock } from "#lib/timing.ts";
 
 /**
  * A viewer's connection to the broadcast, apart from the page: a token from
