@@ -1,5 +1,7 @@
+import { IvsError } from "../ivs/error.ts";
 import { issueParticipantToken, tokenIssuerFor, type IssuedToken } from "../tokens/participant-token.ts";
 import type { BroadcastContext } from "./context.ts";
+import { BroadcastFailure, ivsFailure } from "./contract.ts";
 import { iso, type StageRow } from "./registry.ts";
 
 /** A participant token for one of the broadcast's stages, self-signed or from IVS as configured. */
@@ -14,6 +16,9 @@ export function issueFor(
     capabilities,
     durationMinutes: c.config.tokenMinutes.publisher,
     ...options,
+  }).catch((error: unknown) => {
+    if (!(error instanceof IvsError)) throw error;
+    throw new BroadcastFailure(ivsFailure(error, "issue a token"), { cause: error });
   });
 }
 
