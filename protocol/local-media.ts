@@ -2,7 +2,7 @@ import { z } from "zod";
 
 /**
  * The local media protocol: what the browser's local transport and the IVS
- * emulator's events hub say to each other (SPEC §6). A participant joins with
+ * emulator's events hub say to each other (docs/design.md, "Local media"). A participant joins with
  * its token, learns who else is on the stage (the publisher of the origin
  * included, on a replica stage), and negotiates WebRTC peer to peer through
  * the hub, which relays the signalling and nothing else. Production never

@@ -6,7 +6,7 @@ import { readDevVars, updateDevVars } from "./dev-vars.ts";
 import { createTokenKey } from "./token-key.ts";
 
 /**
- * `npm run keys`: the key pair for self-signed participant tokens (SPEC §4).
+ * `npm run keys`: the key pair for self-signed participant tokens (docs/design.md, "Tokens").
  * Generates a P-384 pair, imports the public key into IVS (ImportPublicKey),
  * and stores the private key and the key's ARN where the Worker reads them:
  *

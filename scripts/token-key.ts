@@ -2,7 +2,7 @@ import { exportPKCS8, exportSPKI, generateKeyPair } from "jose";
 import { IvsClient } from "../worker/ivs/client.ts";
 
 /**
- * The key pair behind self-signed participant tokens (SPEC §4): a P-384 pair
+ * The key pair behind self-signed participant tokens (docs/design.md, "Tokens"): a P-384 pair
  * whose public half is imported into IVS (ImportPublicKey), so IVS can verify
  * tokens the Worker signs with the private half.
  */

@@ -36,7 +36,7 @@ describe("participant tokens", () => {
     userId: "viewer-1",
   });
 
-  it("a self-signed token carries exactly the claims of SPEC §4", async () => {
+  it("a self-signed token carries exactly the claims of the token design (docs/design.md)", async () => {
     const before = Math.floor(Date.now() / 1000);
     const issued = await issueParticipantToken(selfSigned, { ...viewerRequest(), attributes: { seat: "A1" } });
     expect(decodeProtectedHeader(issued.token)).toEqual({ alg: "ES384", typ: "JWT", kid: key.keyArn });

@@ -13,7 +13,7 @@ describe("self-signed token claims", () => {
     now: 1_700_000_000,
   };
 
-  it("are exactly those of SPEC §4, without optional ones when absent", () => {
+  it("are exactly those of the token design (docs/design.md), without optional ones when absent", () => {
     expect(selfSignedClaims(input)).toEqual({
       exp: 1_700_003_600,
       iat: 1_700_000_000,

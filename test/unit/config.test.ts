@@ -18,7 +18,7 @@ const failureOf = (env: object) => {
 };
 
 describe("configuration", () => {
-  it("defaults to AWS's endpoint for the region, API tokens and the seed durations", () => {
+  it("defaults to AWS's endpoint for the region, API tokens and the contract's token durations", () => {
     const config = loadConfig({ ...minimal, IVS_ENDPOINT: "" });
     expect(config.ivs.endpoint).toBe("https://ivsrealtime.us-east-1.amazonaws.com");
     expect(config.tokenKey).toBeUndefined();

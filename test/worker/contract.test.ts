@@ -4,8 +4,8 @@ import { ADMIN, ORIGIN, api, call, data, newBroadcastId, socket, waitFor } from 
 
 type Token = { token: string; participantId: string; stageArn: string };
 
-describe("the seed contract, route by route", () => {
-  it("answers in the envelope everywhere, at the seed paths too", async () => {
+describe("the integrator contract, route by route", () => {
+  it("answers in the envelope everywhere, at the unprefixed paths too", async () => {
     for (const path of ["/api/stats", "/api/stage/list", "/api/stats/publisher", "/api/broadcaster/stages"]) {
       const answer = await call(path);
       expect(answer.status, path).toBe(200);

@@ -5,7 +5,7 @@ import { api, call, data, newBroadcastId, waitFor } from "./support.ts";
 type Token = { token: string; participantId: string; stageArn: string; expiresAt: string };
 type Stats = { totalViewers: number };
 
-/** Token renewal before expiry (SPEC §4, §10): the same participant, so clients swap it in with exchangeToken. */
+/** Token renewal before expiry (docs/design.md, "Tokens"): the same participant, so clients swap it in with exchangeToken. */
 describe("token renewal", () => {
   it("a viewer's renewed token names the same participant and stage, and counts no new viewer", async () => {
     const b = newBroadcastId();

@@ -3,7 +3,7 @@ import { ApiError } from "../errors.ts";
 import type { AppEnv } from "./context.ts";
 
 /**
- * Keys arrive in `x-api-key` (SPEC §7) and are compared in constant time:
+ * Keys arrive in `x-api-key` (README.md, "HTTP API") and are compared in constant time:
  * both sides are hashed first so that neither length nor content leaks
  * through timing. Keys are never logged.
  */

@@ -1,5 +1,5 @@
 /**
- * The scaling policy (SPEC §9): given the stages of a broadcast and their
+ * The scaling policy (docs/design.md, "Scaling"): given the stages of a broadcast and their
  * viewers, what to create, revive, drain and delete. Pure: the Broadcast DO
  * feeds it state and carries out its decision.
  *

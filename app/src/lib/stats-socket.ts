@@ -4,7 +4,7 @@ import { socketUrl } from "./api/client.ts";
 import { backoffDelay } from "./timing.ts";
 
 /**
- * Live stats of a broadcast over the stats channel (GET /ws, seed 003),
+ * Live stats of a broadcast over the stats channel (GET /ws, the integrator contract),
  * reconnecting with backoff. Returns a function that stops watching.
  */
 export function watchStats(

@@ -9,7 +9,7 @@ import {
 } from "./stage.ts";
 
 /**
- * Local media (SPEC §6): the emulator's signalling hub at the token's
+ * Local media (docs/design.md, "Local media"): the emulator's signalling hub at the token's
  * `events_url` tells who is on the stage (on a replica stage, the origin's
  * publisher too) and relays SDP between participants, which connect with
  * WebRTC peer to peer. The subscriber makes the offer (receive-only audio and
