@@ -16,7 +16,7 @@ import type { BroadcastStatus } from "./contract.ts";
  * a tick reads them as often as it likes for one query.
  */
 
-const MIGRATIONS = [
+export const MIGRATIONS = [
   `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
    CREATE TABLE stages (
      arn TEXT PRIMARY KEY,
