@@ -12,7 +12,7 @@ export type { Feed, PublishState, StageState } from "./api.ts";
 
 const StageArn = z.string().regex(STAGE_ARN_PATTERN);
 
-// ── stats channel: GET /ws (integrator contract) ─────────────────────────────────────
+// ── stats channel: GET /ws (integrator contract) ──────────────────────────
 
 export const StatsClientMessage = z.object({
   action: z.enum(["subscribe", "unsubscribe"]),
@@ -26,7 +26,7 @@ export type StatsServerMessage =
   | { type: "stats_update"; data: Stats }
   | { type: "error"; data: { message: string } };
 
-// ── broadcaster channel: GET /ws?type=broadcaster ──────────────
+// ── broadcaster channel: GET /ws?type=broadcaster ─────────────────────────
 
 export const BroadcasterClientMessage = z.discriminatedUnion("type", [
   z.object({

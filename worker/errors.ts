@@ -1,6 +1,6 @@
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ErrorCode, ErrorEnvelope } from "../protocol/api.ts";
-import { failureOf, type Failure, type Result } from "./broadcast/contract.ts";
+import type { Failure, Result } from "./broadcast/contract.ts";
 
 /**
  * The one error type of the API. Its `code` is the contract (README.md, the
@@ -59,11 +59,4 @@ export function apiError(failure: Failure): ApiError {
 export function unwrap<T>(result: Result<T>): T {
   if (result.ok) return result.value;
   throw apiError(result.failure);
-}
-
-/** An error met outside the Broadcast object (the join path's token signing, for one), as the API answers it. */
-export function apiErrorOf(error: unknown, doing: string): ApiError {
-  const failure = failureOf(error, doing);
-  if (failure) return apiError(failure);
-  return new ApiError("INTERNAL_ERROR", 500, `Could not ${doing}.`, { cause: error });
 }

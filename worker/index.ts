@@ -115,7 +115,7 @@ app.get("/api/broadcasts/:broadcastId/ws", broadcastSocket);
 app.get("/api/viewer/ws", viewerSocket);
 app.get("/api/broadcasts/:broadcastId/viewer/ws", viewerSocket);
 
-// ── the API, at the unprefixed paths (broadcast `main`) and per broadcast ─────────────────────────────
+// ── the API: unprefixed (broadcast `main`) and per broadcast ──────────────────
 
 app.route("/api/broadcasts/:broadcastId", apiRoutes());
 app.route("/api", apiRoutes());

@@ -4,7 +4,7 @@ import { fanoutTags, stageName } from "../ivs/tags.ts";
 import { decideScaling, type StageLoad } from "../scaling/policy.ts";
 import type { BroadcastContext } from "./context.ts";
 import { BroadcastFailure, conflict, ivsFailure, notFound } from "./contract.ts";
-import { iso, isActive, type StageRow } from "./registry.ts";
+import { iso, isActive, isPlaceholder, type StageRow } from "./registry.ts";
 import type { Replication } from "./replication.ts";
 import { announce } from "./stage-tokens.ts";
 
@@ -30,7 +30,7 @@ export class StagePool {
   /** A stage of this broadcast, or NOT_FOUND. A stage being deleted counts only when `deleting` says so. */
   require(arn: string, options: { deleting?: boolean } = {}): StageRow {
     const stage = this.#c.registry.stage(arn);
-    if (!stage || stage.placeholder === 1 || (stage.state === "deleting" && !options.deleting)) throw notFound(arn);
+    if (!stage || isPlaceholder(stage) || (stage.state === "deleting" && !options.deleting)) throw notFound(arn);
     return stage;
   }
 
@@ -242,7 +242,7 @@ export class StagePool {
     await env.STAGE_SHARD.getByName(created.arn).init({
       broadcastId: this.#c.id,
       stageArn: created.arn,
-      live: registry.state().status === "live" && registry.publisher()?.state === "publishing",
+      live: registry.publisherLive(),
     });
     registry.event("stage_created", { stageArn: created.arn, role, feed });
     const row = registry.stage(created.arn)!;

@@ -172,6 +172,11 @@ export class Registry {
     return this.stages().find((s) => s.arn === arn);
   }
 
+  /** Live, with the publisher publishing: what viewers see as "live". */
+  publisherLive(): boolean {
+    return this.state().status === "live" && this.publisher()?.state === "publishing";
+  }
+
   origin(): StageRow | undefined {
     return this.stages().find((s) => s.role === "origin" && isActive(s) && !isPlaceholder(s));
   }

@@ -2,7 +2,7 @@ import { isServing, type PublisherStats, type Stage, type Stats } from "../../pr
 import { stageIdOf } from "../../protocol/ids.ts";
 import type { BroadcastContext } from "./context.ts";
 import { notFound, type BroadcastStatus, type PublisherInfo, type RoutingTable } from "./contract.ts";
-import { iso, isActive, type StageRow } from "./registry.ts";
+import { iso, isActive, isPlaceholder, type StageRow } from "./registry.ts";
 
 /**
  * What the broadcast shows: the routing table for the join path, the stats
@@ -21,7 +21,7 @@ export class Views {
   }
 
   publisherLive(): boolean {
-    return this.status() === "live" && this.#c.registry.publisher()?.state === "publishing";
+    return this.#c.registry.publisherLive();
   }
 
   totalViewers(): number {
@@ -35,7 +35,7 @@ export class Views {
     return {
       status,
       stages: active
-        .filter((s) => s.placeholder === 0)
+        .filter((s) => !isPlaceholder(s))
         .map((s) => ({
           arn: s.arn,
           state: s.state,
@@ -55,7 +55,7 @@ export class Views {
 
   stage(arn: string): Stage {
     const row = this.#c.registry.stage(arn);
-    if (!row || row.placeholder === 1) throw notFound(arn);
+    if (!row || isPlaceholder(row)) throw notFound(arn);
     return this.#view(row);
   }
 

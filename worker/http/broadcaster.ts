@@ -1,8 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { isServing } from "../../protocol/api.ts";
 import { issueTicket, requireAdmin } from "./auth.ts";
-import { adminSecurity, failures, jsonBody, ok, router, secondsUntil } from "./router.ts";
 import { unwrap } from "../errors.ts";
+import { adminSecurity, failures, jsonBody, ok, router, secondsUntil } from "./router.ts";
 import { BroadcasterStage, PublishStateRequest, StageToken, StageTokenRequest } from "./schemas.ts";
 
 export const broadcaster = router();

@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { loadConfig } from "../config.ts";
 import { failures, ok, router } from "./router.ts";
 import type { Health } from "../../protocol/api.ts";
-import { BroadcastEntry, Health as HealthSchema } from "./schemas.ts";
+import { BroadcastEntry, HealthView } from "./schemas.ts";
 
 /**
  * The routes about the deployment rather than one broadcast, mounted at
@@ -17,7 +17,7 @@ deployment.openapi(
     path: "/health",
     tags: ["deployment"],
     summary: "Status, region, token mode and fan-out mode; a configuration error names the variable",
-    responses: { ...ok(HealthSchema, "healthy"), ...failures(500) },
+    responses: { ...ok(HealthView, "healthy"), ...failures(500) },
   }),
   (c) => c.json({ success: true as const, data: health(c.env) }, 200),
 );

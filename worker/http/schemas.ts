@@ -144,7 +144,7 @@ export const Presence = z
 
 export const Stats = StatsSchema.openapi("Stats");
 
-export const Health = HealthSchema.openapi("Health");
+export const HealthView = HealthSchema.openapi("Health");
 
 export const BroadcastEntry = BroadcastEntrySchema.openapi("BroadcastEntry");
 

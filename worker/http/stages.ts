@@ -1,9 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { FeedSchema } from "../../protocol/api.ts";
-import { ApiError } from "../errors.ts";
+import { ApiError, unwrap } from "../errors.ts";
 import { requireAdmin } from "./auth.ts";
 import { adminSecurity, failures, jsonBody, ok, router } from "./router.ts";
-import { unwrap } from "../errors.ts";
 import { StageParam, StageTokenRequest, StageUpdateRequest, StageView } from "./schemas.ts";
 import { PublisherInfo } from "./stats.ts";
 import { stageFromParam } from "./viewer.ts";
@@ -36,8 +35,9 @@ stages.openapi(
     responses: { ...ok(StageView, "the origin"), ...failures(401, 404) },
   }),
   async (c) => {
-    const { originStageArn } = await c.env.BROADCAST.getByName(c.var.broadcastId).publisherInfo();
-    const origin = originStageArn && unwrap(await c.env.BROADCAST.getByName(c.var.broadcastId).stage(originStageArn));
+    const broadcast = c.env.BROADCAST.getByName(c.var.broadcastId);
+    const { originStageArn } = await broadcast.publisherInfo();
+    const origin = originStageArn && unwrap(await broadcast.stage(originStageArn));
     if (!origin)
       throw new ApiError(
         "NOT_FOUND",

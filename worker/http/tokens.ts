@@ -1,11 +1,11 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { FeedSchema } from "../../protocol/api.ts";
 import type { Config } from "../config.ts";
+import { unwrap } from "../errors.ts";
 import { joinAsViewer, renewViewerToken, type Joined } from "../join/join.ts";
 import { requireAdmin, requireViewerAccess } from "./auth.ts";
 import { rateLimit } from "./rate-limit.ts";
 import { adminSecurity, failures, jsonBody, ok, router, secondsUntil } from "./router.ts";
-import { unwrap } from "../errors.ts";
 import { PublisherToken, PublisherTokenRequest, RenewRequest, ViewerToken, ViewerTokenRequest } from "./schemas.ts";
 
 export const tokens = router();

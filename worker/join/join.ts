@@ -1,6 +1,6 @@
-import type { RoutingStage } from "../broadcast/contract.ts";
+import { failureOf, type RoutingStage } from "../broadcast/contract.ts";
 import type { Config } from "../config.ts";
-import { ApiError, apiErrorOf } from "../errors.ts";
+import { ApiError, apiError } from "../errors.ts";
 import { IvsClient } from "../ivs/client.ts";
 import { issueParticipantToken, tokenIssuerFor, type IssuedToken } from "../tokens/participant-token.ts";
 import { chooseStage } from "./choose-stage.ts";
@@ -140,6 +140,13 @@ async function mint(
       participantId,
     });
   } catch (error) {
-    throw apiErrorOf(error, "issue a token");
+    throw tokenError(error);
   }
+}
+
+/** IVS refusing a token answers as every IVS failure does (errors.ts); a token we could not sign ourselves is a 500. */
+function tokenError(error: unknown): ApiError {
+  const failure = failureOf(error, "issue a token");
+  if (failure) return apiError(failure);
+  return new ApiError("TOKEN_GENERATION_FAILED", 500, "The token could not be signed.", { cause: error });
 }

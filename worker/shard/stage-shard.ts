@@ -91,7 +91,7 @@ export class StageShard extends DurableObject<Env> {
     return { admitted: true, viewers: viewers + 1, capacity };
   }
 
-  // ── presence over HTTP (for clients without the viewer socket) ────────────────────────────────────────
+  // ── presence over HTTP (clients without the viewer socket) ────────────────
 
   heartbeat(input: { userId: string; participantId?: string }): HeartbeatReply {
     const now = Date.now();
