@@ -30,6 +30,10 @@ function workerProject(name: "worker" | "worker-api-tokens", tokens: (inject: In
             MAX_STAGES: "4",
             STAGE_WARMUP_SECONDS: "0",
             DRAIN_TIMEOUT_SECONDS: "30",
+            // Every test client is one address: the tests of rate limiting turn it on for themselves.
+            RATE_LIMITING: "off",
+            // Few enough that a test can reach the cap.
+            SOCKETS_PER_BROADCAST: "8",
           },
         },
       })),

@@ -11,6 +11,7 @@ import { z } from "zod";
 export const ErrorCodeSchema = z.enum([
   "VALIDATION_ERROR",
   "UNAUTHORIZED",
+  "FORBIDDEN",
   "NOT_FOUND",
   "CONFLICT",
   "RATE_LIMITED",
@@ -95,6 +96,22 @@ export const StatsSchema = z.object({
   status: z.enum(["idle", "live", "ended"]),
 });
 export type Stats = z.infer<typeof StatsSchema>;
+
+/**
+ * What the open stats channel (`GET /ws` without a ticket) pushes: what a viewer page or an
+ * embed shows, nothing more. No participant or user id, no stages, no replication state.
+ */
+export const PublicStatsSchema = StatsSchema.pick({
+  broadcastId: true,
+  status: true,
+  isPublisherLive: true,
+  totalViewers: true,
+  activeStages: true,
+  startedAt: true,
+  endedAt: true,
+});
+export type PublicStats = z.infer<typeof PublicStatsSchema>;
+export const publicStats = (stats: Stats): PublicStats => PublicStatsSchema.parse(stats);
 
 /** `GET /api/broadcasts`: recent broadcasts, live first, for the landing page. */
 export const BroadcastEntrySchema = z.object({

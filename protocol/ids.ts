@@ -24,3 +24,14 @@ export const STAGE_ARN_OR_ID_PATTERN = new RegExp(`^(${STAGE_ARN_PREFIX})?${STAG
 export function stageIdOf(stageArn: string): string {
   return stageArn.slice(stageArn.lastIndexOf("/") + 1);
 }
+
+/** IVS's participant id (the AWS service model's ParticipantId pattern; no underscore), at least one character. */
+export const PARTICIPANT_ID_PATTERN = /^[a-zA-Z0-9-]{1,64}$/;
+
+/** IVS takes any text up to 128 characters as a user id; control characters (newlines, NUL, escapes) are refused here. */
+export const USER_ID_MAX = 128;
+export const USER_ID_RULE = "A user id is 1 to 128 characters of text, without control characters.";
+export function isUserId(id: string): boolean {
+  const length = [...id].length;
+  return length >= 1 && length <= USER_ID_MAX && id.isWellFormed() && !/\p{Cc}/u.test(id);
+}

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { PublishStateSchema, type Feed, type Stats } from "./api.ts";
+import { PublishStateSchema, type Feed, type PublicStats, type Stats } from "./api.ts";
 import { STAGE_ARN_PATTERN } from "./ids.ts";
 
 /**
@@ -17,13 +17,15 @@ const StageArn = z.string().regex(STAGE_ARN_PATTERN);
 export const StatsClientMessage = z.object({
   action: z.enum(["subscribe", "unsubscribe"]),
   channel: z.literal("stats"),
+  /** A broadcaster ticket (POST /api/broadcaster/ticket): the operator's full stats instead of the public ones. */
+  ticket: z.string().max(256).optional(),
 });
 export type StatsClientMessage = z.infer<typeof StatsClientMessage>;
 
 export type StatsServerMessage =
   | { type: "subscribed"; channel: "stats" }
   | { type: "unsubscribed"; channel: "stats" }
-  | { type: "stats_update"; data: Stats }
+  | { type: "stats_update"; data: Stats | PublicStats }
   | { type: "error"; data: { message: string } };
 
 // ── broadcaster channel: GET /ws?type=broadcaster ─────────────────────────
@@ -38,6 +40,8 @@ export const BroadcasterClientMessage = z.discriminatedUnion("type", [
     }),
   }),
   z.object({ type: z.literal("end") }),
+  /** The first message of a socket opened without the admin key: a ticket, redeemed once. */
+  z.object({ type: z.literal("auth"), ticket: z.string().max(256) }),
 ]);
 export type BroadcasterClientMessage = z.infer<typeof BroadcasterClientMessage>;
 
@@ -48,9 +52,14 @@ export type BroadcasterServerMessage =
     }
   | { type: "stage_deleted"; data: { stageArn: string; timestamp: string } }
   | { type: "ended"; data: { timestamp: string } }
+  | { type: "ready" }
   | { type: "error"; data: { message: string } };
 
 // ── viewer socket, on the viewer's StageShard ─────────────────────────────
+
+/** The viewer socket's first message: the participant proves itself with its token. */
+export const ViewerHello = z.object({ type: z.literal("hello"), token: z.string().min(1).max(8192) });
+export type ViewerHello = z.infer<typeof ViewerHello>;
 
 /** Sent as plain text; answered `pong` by the runtime without waking the object. */
 export const VIEWER_PING = "ping";
@@ -62,3 +71,22 @@ export type ViewerServerMessage =
   | { type: "live"; data: { live: boolean } }
   | { type: "migrate"; data: { stageArn?: string } }
   | { type: "ended" };
+
+// ── close codes every socket uses (README.md, "WebSockets") ───────────────
+
+export const CLOSE = {
+  /** The first message was not the hello, auth or subscribe the socket expects. */
+  PROTOCOL: 4400,
+  /** No valid key, ticket or token: the ticket is unknown, expired or already used. */
+  UNAUTHORIZED: 4401,
+  /** The token does not belong to this participant. */
+  FORBIDDEN: 4403,
+  /** Nothing proved within the time allowed. */
+  TIMEOUT: 4408,
+  /** Another connection of the same participant took over. */
+  REPLACED: 4409,
+  /** Too many messages: the socket sent faster than the server accepts. */
+  TOO_MANY_MESSAGES: 4429,
+  /** A message larger than the socket accepts (RFC 6455 "message too big"). */
+  TOO_BIG: 1009,
+} as const;

@@ -69,6 +69,8 @@ const Schema = z.object({
   SNAPSHOT_INTERVAL_MINUTES: positiveInt(5),
   RETENTION_DAYS: positiveInt(90),
   RATE_LIMITING: z.enum(["on", "off"]).default("on"),
+  // Below the 32,768 WebSockets a Durable Object can hibernate with.
+  SOCKETS_PER_BROADCAST: z.coerce.number().int().min(1).max(32_000).default(10_000),
 });
 
 export interface Config {
@@ -100,6 +102,7 @@ export interface Config {
   snapshotIntervalMs: number;
   retentionMs: number;
   rateLimiting: boolean;
+  limits: { socketsPerBroadcast: number };
 }
 
 const cache = new WeakMap<object, Config>();
@@ -156,6 +159,7 @@ export function loadConfig(env: object): Config {
     snapshotIntervalMs: v.SNAPSHOT_INTERVAL_MINUTES * 60_000,
     retentionMs: v.RETENTION_DAYS * 86_400_000,
     rateLimiting: v.RATE_LIMITING === "on",
+    limits: { socketsPerBroadcast: v.SOCKETS_PER_BROADCAST },
   };
   cache.set(env, config);
   return config;

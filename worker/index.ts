@@ -4,7 +4,9 @@ import { BROADCAST_ID_RULE, DEFAULT_BROADCAST, isBroadcastId } from "../protocol
 import { ConfigError, loadConfig } from "./config.ts";
 import { reconcileAll } from "./cron.ts";
 import { ApiError, errorEnvelope } from "./errors.ts";
-import { keyMatches, ticketValid } from "./http/auth.ts";
+import { accessOf } from "./http/auth.ts";
+import { broadcastExists, broadcastNotFound } from "./http/existence.ts";
+import { checkRate } from "./http/rate-limit.ts";
 import { apiRoutes, openApiDocument } from "./http/api.ts";
 import { deployment, health } from "./http/deployment.ts";
 import { cachedRoutingTable } from "./join/routing-cache.ts";
@@ -72,34 +74,49 @@ function expectUpgrade(c: Context): void {
   }
 }
 
-/** `/ws`: the stats channel (open) or, with `type=broadcaster`, the broadcaster channel (admin key header or ticket). */
+/**
+ * `/ws`: the stats channel or, with `type=broadcaster`, the broadcaster channel. The upgrade
+ * says what its key opens (x-api-key: admin, viewer, or nothing); a socket without the admin
+ * key gets the operator's rights only by redeeming a ticket in its first message. Secrets never
+ * ride in the URL: a `ticket` query parameter is refused, so no integrator leaks one into logs.
+ */
 async function broadcastSocket(c: Context<{ Bindings: Env }>): Promise<Response> {
   const config = loadConfig(c.env);
   const broadcastId = broadcastIdOf(c);
   expectUpgrade(c);
+  await checkRate(c.env, config, "SOCKET_LIMITER", c.req.header("cf-connecting-ip"));
+  if (c.req.query("ticket") !== undefined || c.req.query("apiKey") !== undefined)
+    throw new ApiError(
+      "VALIDATION_ERROR",
+      400,
+      'Secrets never go in a URL: send the ticket as the socket\'s first message ({"type":"auth","ticket":"..."}), or the key in x-api-key.',
+    );
+  if (!(await broadcastExists(c.env, broadcastId))) throw broadcastNotFound(broadcastId);
   const channel = c.req.query("type") === "broadcaster" ? "broadcaster" : "stats";
-  if (channel === "broadcaster") {
-    const allowed =
-      (await keyMatches(c.req.header("x-api-key"), config.adminKey)) ||
-      (await ticketValid(config.adminKey, c.req.query("ticket"), broadcastId));
-    if (!allowed)
-      throw new ApiError(
-        "UNAUTHORIZED",
-        401,
-        "The broadcaster channel needs the admin key (x-api-key) or a ticket from POST /api/broadcaster/ticket.",
-      );
-  }
-  // Set here, whatever the client sent: the object trusts this header.
+  const access = await accessOf(config, c.req.header("x-api-key"));
+  // Set here, whatever the client sent: the object trusts these headers. The key itself goes no further.
   const headers = new Headers(c.req.raw.headers);
+  headers.delete("x-api-key");
   headers.set("x-fanout-channel", channel);
-  return c.env.BROADCAST.getByName(broadcastId).fetch(new Request(c.req.raw, { headers }));
+  headers.set("x-fanout-access", channel === "broadcaster" && access !== "admin" ? "none" : access);
+  const response = await c.env.BROADCAST.getByName(broadcastId).fetch(new Request(c.req.raw, { headers }));
+  if (response.status === 503)
+    throw new ApiError("RATE_LIMITED", 429, "This broadcast has all the connections it takes; try again shortly.", {
+      retryAfter: 30,
+    });
+  return response;
 }
 
-/** The viewer socket: presence without heartbeats, live viewer count, live/ended, migrate. */
+/**
+ * The viewer socket: presence without heartbeats, live viewer count, live/ended, migrate. Opened
+ * for a participant the stage admitted; its first message proves it with the participant's token.
+ */
 async function viewerSocket(c: Context<{ Bindings: Env }>): Promise<Response> {
-  loadConfig(c.env);
+  const config = loadConfig(c.env);
   const broadcastId = broadcastIdOf(c);
   expectUpgrade(c);
+  await checkRate(c.env, config, "SOCKET_LIMITER", c.req.header("cf-connecting-ip"));
+  if (!(await broadcastExists(c.env, broadcastId))) throw broadcastNotFound(broadcastId);
   const stageArn = c.req.query("stageArn") ?? "";
   const table = await cachedRoutingTable(c.env, broadcastId);
   if (!table.stages.some((s) => s.arn === stageArn))

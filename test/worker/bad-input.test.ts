@@ -1,6 +1,6 @@
 import { SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { ADMIN, ORIGIN, api, call, data, newBroadcastId } from "./support.ts";
+import { ADMIN, ORIGIN, api, asViewer, call, data, joinAs, newBroadcastId } from "./support.ts";
 
 /** Whatever a client sends, the answer is a 4xx in the envelope: never a 500, never a hang. */
 describe("bad input", () => {
@@ -65,7 +65,8 @@ describe("bad input", () => {
       await call<{ stageArn: string }>(api(a, "/token/publisher"), { body: { userId: "host" } }),
     ).stageArn;
     data(await call(api(b, "/token/publisher"), { body: { userId: "host" } }));
-    const answer = await call(api(b, "/viewer/heartbeat"), { body: { userId: "u", stageArn: stageOfA }, key: null });
+    const viewerOfA = await joinAs(a, "u");
+    const answer = await call(api(b, "/viewer/heartbeat"), { body: asViewer(viewerOfA), key: null });
     expect(answer.status).toBe(404);
   });
 });

@@ -1,6 +1,18 @@
 import { SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { ADMIN, ORIGIN, api, call, data, newBroadcastId, socket, waitFor } from "./support.ts";
+import {
+  ADMIN,
+  ORIGIN,
+  api,
+  asViewer,
+  call,
+  closeOf,
+  data,
+  joinAs,
+  newBroadcastId,
+  socket,
+  waitFor,
+} from "./support.ts";
 
 type Token = { token: string; participantId: string; stageArn: string };
 
@@ -22,12 +34,15 @@ describe("the integrator contract, route by route", () => {
     });
     const heartbeat = await call("/api/viewer/heartbeat", { body: { userId: "u" }, key: null });
     expect(heartbeat.body).toMatchObject({
-      error: { code: "VALIDATION_ERROR", details: { missingFields: ["stageArn"] } },
+      error: { code: "VALIDATION_ERROR", details: { missingFields: ["stageArn", "participantId", "token"] } },
     });
   });
 
   it("a malformed field is 400 VALIDATION_ERROR with details.issues", async () => {
-    const answer = await call("/api/viewer/heartbeat", { body: { userId: "u", stageArn: "not-an-arn" }, key: null });
+    const answer = await call("/api/viewer/heartbeat", {
+      body: { userId: "u", stageArn: "not-an-arn", participantId: "p1", token: "t" },
+      key: null,
+    });
     expect(answer.status).toBe(400);
     expect(answer.body).toMatchObject({
       error: { code: "VALIDATION_ERROR", details: { issues: [expect.objectContaining({ field: "stageArn" })] } },
@@ -55,8 +70,9 @@ describe("the integrator contract, route by route", () => {
     data(await call(api(b, "/token/publisher"), { body: { userId: "host" } }));
     const unknown = "arn:aws:ivs:us-east-1:123456789012:stage/unknownStage";
     expect((await call(api(b, `/stage/${encodeURIComponent(unknown)}`))).status).toBe(404);
+    const viewer = await joinAs(b, "u");
     expect(
-      (await call(api(b, "/viewer/heartbeat"), { body: { userId: "u", stageArn: unknown }, key: null })).status,
+      (await call(api(b, "/viewer/heartbeat"), { body: { ...asViewer(viewer), stageArn: unknown }, key: null })).status,
     ).toBe(404);
     expect(
       (await call(api(b, "/token/viewer"), { body: { userId: "u", stageArn: unknown }, key: null })).body,
@@ -128,45 +144,51 @@ describe("WebSockets", () => {
     stats.ws.send(JSON.stringify({ action: "subscribe", channel: "stats" }));
     await stats.next("subscribed");
     expect((await stats.next("stats_update")).data).toMatchObject({ totalViewers: 0 });
-    const viewer = data(await call<Token>(api(b, "/token/viewer"), { body: { userId: "one" }, key: null }));
+    const viewer = await joinAs(b, "one");
     await waitFor(() =>
       expect(stats.messages.some((m) => m.type === "stats_update" && m.data?.totalViewers === 1)).toBe(true),
     );
-    await call(api(b, "/viewer/leave"), { body: { userId: "one", stageArn: viewer.stageArn }, key: null });
+    await call(api(b, "/viewer/leave"), { body: asViewer(viewer), key: null });
     await waitFor(() =>
       expect(stats.messages.at(-1)).toMatchObject({ type: "stats_update", data: { totalViewers: 0 } }),
     );
     stats.close();
   });
 
-  it("the broadcaster socket needs the admin key or a ticket, never a key in the URL", async () => {
+  it("the broadcaster socket needs the admin key or a ticket in its first message, never a secret in the URL", async () => {
     const b = newBroadcastId();
-    const refused = await SELF.fetch(`${ORIGIN}${api(b, "/ws?type=broadcaster")}`, {
-      headers: { Upgrade: "websocket" },
-    });
-    expect(refused.status).toBe(401);
-    const withKeyInUrl = await SELF.fetch(`${ORIGIN}${api(b, `/ws?type=broadcaster&apiKey=${ADMIN}`)}`, {
-      headers: { Upgrade: "websocket" },
-    });
-    expect(withKeyInUrl.status).toBe(401);
     const { ticket } = data(await call<{ ticket: string }>(api(b, "/broadcaster/ticket"), { body: {} }));
-    const viaTicket = await socket(api(b, `/ws?type=broadcaster&ticket=${encodeURIComponent(ticket)}`));
-    viaTicket.close();
-    const otherBroadcast = await SELF.fetch(
-      `${ORIGIN}${api(newBroadcastId(), `/ws?type=broadcaster&ticket=${encodeURIComponent(ticket)}`)}`,
-      {
+    for (const query of [`apiKey=${ADMIN}`, `ticket=${encodeURIComponent(ticket)}`]) {
+      const inUrl = await SELF.fetch(`${ORIGIN}${api(b, `/ws?type=broadcaster&${query}`)}`, {
         headers: { Upgrade: "websocket" },
-      },
-    );
-    expect(otherBroadcast.status).toBe(401);
+      });
+      expect(inUrl.status, query).toBe(400);
+      expect(await inUrl.text()).not.toContain(ADMIN);
+    }
+    // Without a key the socket opens, but it is nobody's until a ticket is redeemed in its first message.
+    const anonymous = await socket(api(b, "/ws?type=broadcaster"));
+    anonymous.ws.send(JSON.stringify({ type: "end" }));
+    expect((await closeOf(anonymous)).code).toBe(4401);
+    const viaTicket = await socket(api(b, "/ws?type=broadcaster"));
+    viaTicket.ws.send(JSON.stringify({ type: "auth", ticket }));
+    await viaTicket.next("ready");
+    viaTicket.close();
+    // A ticket is for one broadcast.
+    const other = newBroadcastId();
+    data(await call(api(other, "/broadcaster/ticket"), { body: {} }));
+    const elsewhere = await socket(api(other, "/ws?type=broadcaster"));
+    elsewhere.ws.send(JSON.stringify({ type: "auth", ticket }));
+    expect((await closeOf(elsewhere)).code).toBe(4401);
   });
 
   it("a client cannot pass itself off as the broadcaster through the channel header", async () => {
     const b = newBroadcastId();
-    const sneaky = await socket(api(b, "/ws"), { "x-fanout-channel": "broadcaster" });
+    data(await call(api(b, "/token/publisher"), { body: { userId: "host" } }));
+    const sneaky = await socket(api(b, "/ws"), { "x-fanout-channel": "broadcaster", "x-fanout-access": "admin" });
     sneaky.ws.send(JSON.stringify({ type: "end" }));
     await sneaky.next("error");
     sneaky.close();
+    expect(data(await call<{ status: string }>(api(b, "/stats"))).status).toBe("live");
   });
 
   it("the broadcaster socket receives stage_created and stage_deleted, and publish_state reaches the stats", async () => {

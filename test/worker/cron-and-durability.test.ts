@@ -86,7 +86,7 @@ describe("durability", () => {
     const viewers = [];
     for (let i = 0; i < 4; i++)
       viewers.push(data(await call<Token>(api(b, "/token/viewer"), { body: { userId: `v${i}` }, key: null })));
-    await call(api(b, "/viewer/leave"), { body: { userId: "v0", stageArn: viewers[0]!.stageArn }, key: null });
+    await call(api(b, "/viewer/leave"), { body: { ...viewers[0]!, userId: "v0" }, key: null });
     await waitFor(async () =>
       expect(data(await call<{ sessions: unknown[] }>(api(b, "/viewer/history/v0"))).sessions).toHaveLength(1),
     );

@@ -1,7 +1,7 @@
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { StageShard } from "../../worker/shard/stage-shard.ts";
-import { api, call, data, newBroadcastId, socket, waitFor } from "./support.ts";
+import { api, asViewer, call, data, joinAs, newBroadcastId, viewerSocket, waitFor } from "./support.ts";
 
 type Token = { token: string; participantId: string; stageArn: string };
 type Stats = { totalViewers: number; activeStages: number; stages: { stageArn: string; viewers: number }[] };
@@ -12,8 +12,7 @@ async function liveBroadcast() {
   return { b, origin: grant.stageArn };
 }
 
-const join = async (b: string, userId: string) =>
-  data(await call<Token>(api(b, "/token/viewer"), { body: { userId }, key: null }));
+const join = joinAs;
 
 describe("viewer presence", () => {
   it("a heartbeat keeps a viewer, a silent viewer is swept after the TTL, and leave removes at once", async () => {
@@ -24,10 +23,7 @@ describe("viewer presence", () => {
     expect(new Set([kept.stageArn, silent.stageArn, leaving.stageArn]).size).toBeGreaterThanOrEqual(1);
 
     // Leave: gone at once.
-    const left = await call(api(b, "/viewer/leave"), {
-      body: { userId: "leaving", stageArn: leaving.stageArn },
-      key: null,
-    });
+    const left = await call(api(b, "/viewer/leave"), { body: asViewer(leaving), key: null });
     expect(data(left)).toMatchObject({ removed: 1 });
 
     // Move the clock for the shards: everyone was last seen two minutes ago, then "kept" heartbeats.
@@ -36,18 +32,12 @@ describe("viewer presence", () => {
         state.storage.sql.exec("UPDATE viewers SET last_seen = ?", Date.now() - 120_000);
       });
     }
-    const beat = await call(api(b, "/viewer/heartbeat"), {
-      body: { userId: "kept", stageArn: kept.stageArn, participantId: kept.participantId },
-      key: null,
-    });
+    const beat = await call(api(b, "/viewer/heartbeat"), { body: asViewer(kept), key: null });
     expect(data(beat)).toMatchObject({ userId: "kept", nextHeartbeatSeconds: 30 });
     for (const arn of new Set([kept.stageArn, silent.stageArn]))
       await runDurableObjectAlarm(env.STAGE_SHARD.getByName(arn));
 
-    const heartbeatOfSilent = await call(api(b, "/viewer/heartbeat"), {
-      body: { userId: "silent", stageArn: silent.stageArn },
-      key: null,
-    });
+    const heartbeatOfSilent = await call(api(b, "/viewer/heartbeat"), { body: asViewer(silent), key: null });
     expect(heartbeatOfSilent.status).toBe(404);
     const kepts = data(
       await call<{ viewers: { userId: string }[] }>(api(b, `/viewer/list/${encodeURIComponent(kept.stageArn)}`)),
@@ -66,9 +56,7 @@ describe("viewer presence", () => {
   it("a viewer on the viewer socket needs no heartbeat, and leaves when the socket closes", async () => {
     const { b } = await liveBroadcast();
     const viewer = await join(b, "socketed");
-    const ws = await socket(
-      `${api(b, "/viewer/ws")}?stageArn=${encodeURIComponent(viewer.stageArn)}&participantId=${viewer.participantId}`,
-    );
+    const ws = await viewerSocket(b, viewer);
     const welcome = await ws.next("welcome");
     expect(welcome.data).toMatchObject({ stageArn: viewer.stageArn, state: "ready" });
     ws.ws.send("ping");
@@ -99,11 +87,8 @@ describe("viewer presence", () => {
   it("rejoin puts a swept viewer back with its participant id", async () => {
     const { b } = await liveBroadcast();
     const viewer = await join(b, "blip");
-    await call(api(b, "/viewer/leave"), { body: { userId: "blip", stageArn: viewer.stageArn }, key: null });
-    const back = await call(api(b, "/viewer/rejoin"), {
-      body: { userId: "blip", stageArn: viewer.stageArn, participantId: viewer.participantId },
-      key: null,
-    });
+    await call(api(b, "/viewer/leave"), { body: asViewer(viewer), key: null });
+    const back = await call(api(b, "/viewer/rejoin"), { body: asViewer(viewer), key: null });
     expect(data(back)).toMatchObject({ participantId: viewer.participantId });
     const list = data(
       await call<{ viewers: { participantId: string }[] }>(
@@ -125,18 +110,13 @@ describe("draining and ending", () => {
     const onEdge = viewers.filter((v) => v.stageArn !== origin);
     expect(onEdge.length).toBeGreaterThan(0);
     const edgeArn = onEdge[0]!.stageArn;
-    const ws = await socket(
-      `${api(b, "/viewer/ws")}?stageArn=${encodeURIComponent(edgeArn)}&participantId=${onEdge[0]!.participantId}`,
-    );
+    const ws = await viewerSocket(b, onEdge[0]!);
     await ws.next("welcome");
 
     // Everyone but the socket viewer leaves: one viewer fits the origin, so the edge stages drain.
     for (const v of viewers)
       if (v !== onEdge[0])
-        await call(api(b, "/viewer/leave"), {
-          body: { userId: `v${viewers.indexOf(v)}`, stageArn: v.stageArn },
-          key: null,
-        });
+        await call(api(b, "/viewer/leave"), { body: asViewer(v), key: null });
     const migrate = await ws.next("migrate", 15_000);
     expect(migrate.type).toBe("migrate");
     const draining = await call<{ stages: { stageArn: string; state: string; role: string }[] }>(api(b, "/stage/list"));
@@ -168,9 +148,7 @@ describe("draining and ending", () => {
     const { b } = await liveBroadcast();
     const viewers = [];
     for (let i = 0; i < 4; i++) viewers.push(await join(b, `v${i}`));
-    const ws = await socket(
-      `${api(b, "/viewer/ws")}?stageArn=${encodeURIComponent(viewers[0]!.stageArn)}&participantId=${viewers[0]!.participantId}`,
-    );
+    const ws = await viewerSocket(b, viewers[0]!);
     await ws.next("welcome");
     const ended = data(await call<{ deleted: string[] }>(api(b, "/broadcast/end"), { body: {} }));
     expect(ended.deleted.length).toBeGreaterThanOrEqual(1);

@@ -1,6 +1,6 @@
 import { decodeJwt } from "jose";
 import { describe, expect, it } from "vitest";
-import { api, call, data, newBroadcastId, waitFor } from "./support.ts";
+import { api, asViewer, call, data, joinAs, newBroadcastId, waitFor } from "./support.ts";
 
 type Token = { token: string; participantId: string; stageArn: string; expiresAt: string };
 type Stats = { totalViewers: number };
@@ -10,33 +10,40 @@ describe("token renewal", () => {
   it("a viewer's renewed token names the same participant and stage, and counts no new viewer", async () => {
     const b = newBroadcastId();
     await call(api(b, "/token/publisher"), { body: { userId: "host" } });
-    const first = data(await call<Token>(api(b, "/token/viewer"), { body: { userId: "ann" }, key: null }));
-    const renewed = data(
-      await call<Token>(api(b, "/token/viewer/renew"), {
-        body: { userId: "ann", stageArn: first.stageArn, participantId: first.participantId },
-        key: null,
-      }),
-    );
+    const first = await joinAs(b, "ann");
+    const renewed = data(await call<Token>(api(b, "/token/viewer/renew"), { body: asViewer(first), key: null }));
     expect(renewed).toMatchObject({ participantId: first.participantId, stageArn: first.stageArn });
     expect(renewed.token).not.toBe(first.token);
     expect(decodeJwt(renewed.token)).toMatchObject({ jti: first.participantId, resource: first.stageArn });
     await waitFor(async () => expect(data(await call<Stats>(api(b, "/stats"))).totalViewers).toBe(1));
+    // The renewed token proves the participant from now on: it renews in turn.
+    const again = await call(api(b, "/token/viewer/renew"), {
+      body: asViewer({ ...first, token: renewed.token }),
+      key: null,
+    });
+    expect(data(again)).toMatchObject({ participantId: first.participantId });
   });
 
-  it("refuses to sign another viewer's participant id, or one the stage does not hold", async () => {
+  it("refuses to sign a participant id for anyone who does not hold that participant's token", async () => {
     const b = newBroadcastId();
     await call(api(b, "/token/publisher"), { body: { userId: "host" } });
-    const ann = data(await call<Token>(api(b, "/token/viewer"), { body: { userId: "ann" }, key: null }));
-    const asBob = await call(api(b, "/token/viewer/renew"), {
-      body: { userId: "bob", stageArn: ann.stageArn, participantId: ann.participantId },
-      key: null,
-    });
-    expect(asBob.status).toBe(404);
-    const stranger = await call(api(b, "/token/viewer/renew"), {
-      body: { userId: "ann", stageArn: ann.stageArn, participantId: "never-admitted" },
-      key: null,
-    });
-    expect(stranger.status).toBe(404);
+    const ann = await joinAs(b, "ann");
+    const bob = await joinAs(b, "bob");
+    const attempts = [
+      // Ann's participant with Bob's token.
+      { ...asViewer(ann), token: bob.token },
+      // Ann's participant and token, claimed by Bob's user id.
+      { ...asViewer(ann), userId: "bob" },
+      // A participant the stage never admitted, with a real token.
+      { ...asViewer(ann), participantId: "never-admitted" },
+      // A token Fanout never issued.
+      { ...asViewer(ann), token: "eyJhbGciOiJFUzM4NCJ9.e30.forged" },
+    ];
+    for (const body of attempts) {
+      const answer = await call(api(b, "/token/viewer/renew"), { body, key: null });
+      expect(answer.status, JSON.stringify(body)).toBe(403);
+      expect(answer.body).toMatchObject({ success: false, error: { code: "FORBIDDEN" } });
+    }
   });
 
   it("the broadcaster's renewed token keeps its participant; a stranger's id gets a new one", async () => {

@@ -130,3 +130,46 @@ export const emulator = {
 export async function waitFor<T>(check: () => Promise<T> | T, timeout = 10_000): Promise<T> {
   return vi.waitFor(check, { timeout, interval: 100 });
 }
+
+/** A viewer's grant as the join path answers it. */
+export interface ViewerGrant {
+  token: string;
+  participantId: string;
+  stageArn: string;
+  userId: string;
+}
+
+/** The body of a call as one viewer: its participant, proven by its token. */
+export const asViewer = (v: ViewerGrant) => ({
+  userId: v.userId,
+  stageArn: v.stageArn,
+  participantId: v.participantId,
+  token: v.token,
+});
+
+/** A viewer's token, as an anonymous viewer asks for it. */
+export async function joinAs(b: string, userId: string, stageArn?: string): Promise<ViewerGrant> {
+  return data(
+    await call<ViewerGrant>(api(b, "/token/viewer"), { body: { userId, ...(stageArn && { stageArn }) }, key: null }),
+  );
+}
+
+/** The viewer socket of a viewer, proven with its token in the first message, as the viewer page opens it. */
+export async function viewerSocket(b: string, v: ViewerGrant, token = v.token): Promise<Socket> {
+  const sock = await socket(
+    `${api(b, "/viewer/ws")}?stageArn=${encodeURIComponent(v.stageArn)}&participantId=${v.participantId}`,
+  );
+  sock.ws.send(JSON.stringify({ type: "hello", token }));
+  return sock;
+}
+
+/** How a socket closed (the server's code and reason), waiting for it. */
+export function closeOf(sock: Socket, timeout = 15_000): Promise<{ code: number; reason: string }> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("the socket did not close")), timeout);
+    sock.ws.addEventListener("close", (event) => {
+      clearTimeout(timer);
+      resolve({ code: event.code, reason: event.reason });
+    });
+  });
+}

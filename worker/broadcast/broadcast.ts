@@ -21,6 +21,7 @@ import { PublisherSession } from "./publisher.ts";
 import { reconcile, type ReconcileInput, type ReconcileOutcome } from "./reconcile.ts";
 import { Registry } from "./registry.ts";
 import { Replication } from "./replication.ts";
+import { Tickets } from "./tickets.ts";
 import { Views } from "./views.ts";
 
 /**
@@ -49,6 +50,7 @@ export class Broadcast extends DurableObject<Env> {
   readonly #replication: Replication;
   readonly #lifecycle: Lifecycle;
   readonly #publisher: PublisherSession;
+  readonly #tickets: Tickets;
   /** Registry-changing work runs one at a time: no two stages created for one need. */
   #queue: Promise<unknown> = Promise.resolve();
   #evaluationQueued = false;
@@ -58,7 +60,13 @@ export class Broadcast extends DurableObject<Env> {
     this.#registry = new Registry(ctx.storage.sql);
     this.#context = new ObjectContext(ctx, env, this.#registry);
     this.#views = new Views(this.#context);
-    this.#channels = this.#context.channels = new Channels(ctx, env, () => this.#views.stats());
+    this.#tickets = new Tickets(ctx.storage.sql);
+    this.#channels = this.#context.channels = new Channels(
+      ctx,
+      env,
+      () => this.#views.stats(),
+      () => this.#context.config.limits.socketsPerBroadcast,
+    );
     this.#replication = new Replication(this.#context);
     this.#pool = new StagePool(this.#context, this.#replication);
     this.#lifecycle = new Lifecycle(this.#context);
@@ -134,6 +142,19 @@ export class Broadcast extends DurableObject<Env> {
         return { deleted };
       }),
     );
+  }
+
+  /**
+   * A single-use ticket for a socket with the operator's rights (tickets.ts). The operator
+   * opening the studio prepares the broadcast: it exists from now on (the Directory says so),
+   * so its sockets connect before it starts.
+   */
+  async issueTicket(): Promise<{ ticket: string; expiresIn: number }> {
+    if (this.#registry.state().status === "idle") {
+      this.#registry.setState({ broadcast_id: this.#context.id });
+      await this.env.DIRECTORY.getByName("directory").prepare({ broadcastId: this.#context.id });
+    }
+    return this.#tickets.issue();
   }
 
   // ── reads ────────────────────────────────────────────────────────────────
@@ -262,6 +283,7 @@ export class Broadcast extends DurableObject<Env> {
       await this.#channels.receive(ws, message, {
         publishState: (data) => this.setPublishState(data),
         end: () => this.end(),
+        redeemTicket: (ticket) => this.#tickets.redeem(ticket),
       });
     } catch (error) {
       // One bad message must not take the object down.

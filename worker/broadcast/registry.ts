@@ -77,6 +77,8 @@ export const MIGRATIONS = [
    DROP TABLE meta;
    ALTER TABLE stages ADD COLUMN placeholder INTEGER NOT NULL DEFAULT 0;
    UPDATE stages SET placeholder = 1 WHERE arn LIKE 'creating:%';`,
+  // Broadcaster tickets (tickets.ts): digests only, each redeemed once.
+  `CREATE TABLE tickets (digest TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);`,
 ];
 
 export type BroadcastState = {

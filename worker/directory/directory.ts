@@ -3,9 +3,11 @@ import type { BroadcastEntry } from "../../protocol/api.ts";
 import { migrate } from "../storage/migrations.ts";
 
 /**
- * The list of broadcasts: which are live (for the cron to reconcile) and which
- * ran recently (for the landing page). Written only when a broadcast starts or
- * ends, so one object serves every deployment size.
+ * The list of broadcasts: which exist (the open routes ask before they touch
+ * a Broadcast object, so a made-up id creates nothing), which are live (for
+ * the cron to reconcile) and which ran recently (for the landing page).
+ * Written only when the operator prepares a broadcast, or it starts or ends,
+ * so one object serves every deployment size.
  */
 
 const MIGRATIONS = [
@@ -37,6 +39,21 @@ export class Directory extends DurableObject<Env> {
     );
   }
 
+  /** The operator is about to start it (a broadcaster ticket was issued): it exists, idle, until it starts. */
+  prepare(input: { broadcastId: string }): void {
+    const now = Date.now();
+    this.#sql.exec(
+      "INSERT OR IGNORE INTO broadcasts (id, status, started_at, ended_at, updated_at) VALUES (?, 'idle', ?, NULL, ?)",
+      input.broadcastId,
+      now,
+      now,
+    );
+  }
+
+  exists(broadcastId: string): boolean {
+    return this.#sql.exec("SELECT 1 FROM broadcasts WHERE id = ?", broadcastId).toArray().length > 0;
+  }
+
   live(): string[] {
     return this.#sql
       .exec<{ id: string }>("SELECT id FROM broadcasts WHERE status = 'live'")
@@ -47,7 +64,7 @@ export class Directory extends DurableObject<Env> {
   recent(limit: number): BroadcastEntry[] {
     return this.#sql
       .exec<{ id: string; status: "live" | "ended"; started_at: number; ended_at: number | null }>(
-        "SELECT * FROM broadcasts ORDER BY status = 'live' DESC, started_at DESC LIMIT ?",
+        "SELECT * FROM broadcasts WHERE status != 'idle' ORDER BY status = 'live' DESC, started_at DESC LIMIT ?",
         limit,
       )
       .toArray()

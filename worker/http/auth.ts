@@ -1,4 +1,5 @@
 import { createMiddleware } from "hono/factory";
+import type { Config } from "../config.ts";
 import { ApiError } from "../errors.ts";
 import type { AppEnv } from "./context.ts";
 
@@ -26,60 +27,19 @@ export const requireAdmin = createMiddleware<AppEnv>(async (c, next) => {
 
 /** Open by default, so a share link works without a secret in the browser; `VIEWER_ACCESS=key` closes it. */
 export const requireViewerAccess = createMiddleware<AppEnv>(async (c, next) => {
-  const { viewerAccess, viewerKey, adminKey } = c.var.config;
-  if (viewerAccess === "key") {
-    const given = c.req.header("x-api-key");
-    if (!(await keyMatches(given, viewerKey)) && !(await keyMatches(given, adminKey))) throw unauthorized();
-  }
+  if ((await accessOf(c.var.config, c.req.header("x-api-key"))) === "none") throw unauthorized();
   await next();
 });
 
-// ── broadcaster tickets: the studio's way onto the broadcaster socket without the key in a URL ──
-
-const TICKET_SECONDS = 60;
-
-async function ticketKey(adminKey: string): Promise<CryptoKey> {
-  const material = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`fanout-ticket:${adminKey}`));
-  return crypto.subtle.importKey("raw", material, { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
-}
-
-const b64url = (bytes: ArrayBuffer | Uint8Array) =>
-  btoa(String.fromCharCode(...new Uint8Array(bytes)))
-    .replace(/\+/g, "-")
-    .replace(/\//g, "_")
-    .replace(/=+$/, "");
-const fromB64url = (text: string) =>
-  Uint8Array.from(atob(text.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
-
-export async function issueTicket(
-  adminKey: string,
-  broadcastId: string,
-  now = Date.now(),
-): Promise<{ ticket: string; expiresIn: number }> {
-  const payload = new TextEncoder().encode(
-    JSON.stringify({ b: broadcastId, exp: Math.floor(now / 1000) + TICKET_SECONDS }),
-  );
-  const signature = await crypto.subtle.sign("HMAC", await ticketKey(adminKey), payload);
-  return { ticket: `${b64url(payload)}.${b64url(signature)}`, expiresIn: TICKET_SECONDS };
-}
-
-export async function ticketValid(
-  adminKey: string,
-  ticket: string | undefined,
-  broadcastId: string,
-  now = Date.now(),
-): Promise<boolean> {
-  const [payloadPart, signaturePart] = ticket?.split(".") ?? [];
-  if (!payloadPart || !signaturePart) return false;
-  try {
-    const payload = fromB64url(payloadPart);
-    if (!(await crypto.subtle.verify("HMAC", await ticketKey(adminKey), fromB64url(signaturePart), payload)))
-      return false;
-    const { b, exp } = JSON.parse(new TextDecoder().decode(payload)) as { b: string; exp: number };
-    return b === broadcastId && exp * 1000 > now;
-  } catch (error) {
-    // Malformed base64 or JSON is simply not a valid ticket.
-    if (error instanceof SyntaxError || error instanceof DOMException) return false;
-    throw error;
-  }
+/**
+ * What a key (or none) opens: `admin` (the admin key), `viewer` (the viewer key, or nothing on
+ * an open deployment), `none` (a deployment with `VIEWER_ACCESS=key`, and no right key).
+ */
+export async function accessOf(
+  config: Pick<Config, "adminKey" | "viewerKey" | "viewerAccess">,
+  given: string | undefined,
+): Promise<"admin" | "viewer" | "none"> {
+  if (await keyMatches(given, config.adminKey)) return "admin";
+  if (config.viewerAccess === "open" || (await keyMatches(given, config.viewerKey))) return "viewer";
+  return "none";
 }

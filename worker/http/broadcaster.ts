@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { isServing } from "../../protocol/api.ts";
-import { issueTicket, requireAdmin } from "./auth.ts";
+import { requireAdmin } from "./auth.ts";
 import { unwrap } from "../errors.ts";
 import { adminSecurity, failures, jsonBody, ok, router, secondsUntil } from "./router.ts";
 import { BroadcasterStage, PublishStateRequest, StageToken, StageTokenRequest } from "./schemas.ts";
@@ -70,13 +70,39 @@ broadcaster.openapi(
     path: "/broadcaster/ticket",
     tags: ["broadcaster"],
     summary:
-      "A one-minute ticket for the broadcaster socket (/ws?type=broadcaster&ticket=...), so the admin key never goes in a URL",
+      'A ticket for a socket with the operator\'s rights, so the admin key never goes in a URL: good for 30 s, once. Send it as the socket\'s first message: {"type":"auth","ticket"} on /ws?type=broadcaster, or in the stats subscribe message on /ws',
     security: adminSecurity,
     middleware: [requireAdmin] as const,
     responses: { ...ok(z.object({ ticket: z.string(), expiresIn: z.number().int() }), "the ticket"), ...failures(401) },
   }),
   async (c) =>
-    c.json({ success: true as const, data: await issueTicket(c.var.config.adminKey, c.var.broadcastId) }, 200),
+    c.json({ success: true as const, data: await c.env.BROADCAST.getByName(c.var.broadcastId).issueTicket() }, 200),
+);
+
+broadcaster.openapi(
+  createRoute({
+    method: "get",
+    path: "/broadcaster/share",
+    tags: ["broadcaster"],
+    summary:
+      "What a share link must carry for viewers to watch: nothing on an open deployment; the viewer key (in the link's fragment, never sent to a server in a URL) with VIEWER_ACCESS=key",
+    security: adminSecurity,
+    middleware: [requireAdmin] as const,
+    responses: {
+      ...ok(
+        z.object({ viewerAccess: z.enum(["open", "key"]), viewerKey: z.string().optional() }),
+        "what viewers need",
+      ),
+      ...failures(401),
+    },
+  }),
+  (c) => {
+    const { viewerAccess, viewerKey } = c.var.config;
+    return c.json(
+      { success: true as const, data: { viewerAccess, ...(viewerAccess === "key" && viewerKey && { viewerKey }) } },
+      200,
+    );
+  },
 );
 
 broadcaster.openapi(

@@ -1,13 +1,16 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { loadConfig } from "../config.ts";
-import { failures, ok, router } from "./router.ts";
+import { ApiError } from "../errors.ts";
+import { keyMatches } from "./auth.ts";
+import { checkRate } from "./rate-limit.ts";
+import { adminSecurity, failures, ok, router } from "./router.ts";
 import type { Health } from "../../protocol/api.ts";
 import { BroadcastEntry, HealthView } from "./schemas.ts";
 
 /**
  * The routes about the deployment rather than one broadcast, mounted at
  * `/api` (and `/health`): its health, for the operator's first curl and the
- * landing page, and the recent broadcasts. No key needed.
+ * landing page (no key), and the recent broadcasts (the admin key).
  */
 export const deployment = router();
 
@@ -39,11 +42,18 @@ deployment.openapi(
     method: "get",
     path: "/broadcasts",
     tags: ["deployment"],
-    summary: "Recent broadcasts, live first, for the landing page",
-    responses: { ...ok(z.object({ broadcasts: z.array(BroadcastEntry) }), "recent broadcasts"), ...failures(500) },
+    summary: "Recent broadcasts, live first, for the landing page; the admin key only (broadcast ids are share links)",
+    security: adminSecurity,
+    responses: {
+      ...ok(z.object({ broadcasts: z.array(BroadcastEntry) }), "recent broadcasts"),
+      ...failures(401, 429, 500),
+    },
   }),
   async (c) => {
-    loadConfig(c.env);
+    const config = loadConfig(c.env);
+    await checkRate(c.env, config, "READ_LIMITER", c.req.header("cf-connecting-ip"));
+    if (!(await keyMatches(c.req.header("x-api-key"), config.adminKey)))
+      throw new ApiError("UNAUTHORIZED", 401, "The list of broadcasts needs the admin key in the x-api-key header.");
     const broadcasts = await c.env.DIRECTORY.getByName("directory").recent(20);
     return c.json({ success: true as const, data: { broadcasts } }, 200);
   },

@@ -39,7 +39,7 @@ export const ok = <T extends z.ZodType>(schema: T, description: string) => ({
 });
 
 /** The error answers every route can give, for the OpenAPI document. */
-export const failures = (...statuses: (400 | 401 | 404 | 409 | 429 | 500 | 502 | 503)[]) =>
+export const failures = (...statuses: (400 | 401 | 403 | 404 | 409 | 429 | 500 | 502 | 503)[]) =>
   Object.fromEntries(
     statuses.map((s) => [s, { content: { "application/json": { schema: ErrorSchema } }, description: errorText[s] }]),
   );
@@ -47,6 +47,7 @@ export const failures = (...statuses: (400 | 401 | 404 | 409 | 429 | 500 | 502 |
 const errorText = {
   400: "VALIDATION_ERROR",
   401: "UNAUTHORIZED",
+  403: "FORBIDDEN: the token given does not prove that participant",
   404: "NOT_FOUND",
   409: "CONFLICT",
   429: "RATE_LIMITED",

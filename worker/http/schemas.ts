@@ -8,7 +8,13 @@ import {
   StageSchema,
   StatsSchema,
 } from "../../protocol/api.ts";
-import { STAGE_ARN_OR_ID_PATTERN, STAGE_ARN_PATTERN } from "../../protocol/ids.ts";
+import {
+  PARTICIPANT_ID_PATTERN,
+  STAGE_ARN_OR_ID_PATTERN,
+  STAGE_ARN_PATTERN,
+  USER_ID_RULE,
+  isUserId,
+} from "../../protocol/ids.ts";
 
 /**
  * Request and response schemas of the HTTP API (README.md, "HTTP API").
@@ -20,17 +26,24 @@ export const StageArn = z
   .regex(STAGE_ARN_PATTERN, "must be an IVS stage ARN")
   .openapi({ example: "arn:aws:ivs:us-east-1:123456789012:stage/AbCdEf123456" });
 
+/** Any text IVS takes as a user id (names in any script, spaces), without control characters. */
 export const UserId = z
   .string()
-  .min(1)
-  .max(128)
-  .regex(/^[\w.@:-]+$/, "letters, digits and _ . @ : - only")
-  .openapi({ example: "viewer-42" });
+  .refine(isUserId, USER_ID_RULE)
+  .openapi({ example: "viewer-42", description: USER_ID_RULE, maxLength: 128 });
 
+/** Exactly what IVS accepts as a participant id: letters, digits and dashes. */
 const ParticipantId = z
   .string()
-  .regex(/^[a-zA-Z0-9_-]{1,64}$/)
+  .regex(PARTICIPANT_ID_PATTERN, "must be an IVS participant id (letters, digits and dashes)")
   .openapi({ example: "hV3xkQ9aLm2P" });
+
+/** The participant's current token, as Fanout issued it: the proof that the caller is that participant. */
+const ParticipantToken = z
+  .string()
+  .min(1)
+  .max(8192)
+  .openapi({ description: "The participant token Fanout issued to this participant (its latest, or one not yet expired)" });
 
 export const ErrorSchema = z
   .object({
@@ -60,15 +73,13 @@ export const PublisherTokenRequest = z
 export const StageTokenRequest = z
   .object({ stageArn: StageArn, participantId: RenewingParticipant })
   .openapi("StageTokenRequest");
-export const RenewRequest = z
-  .object({ userId: UserId, stageArn: StageArn, participantId: ParticipantId })
-  .openapi("RenewRequest");
-export const PresenceRequest = z
-  .object({ userId: UserId, stageArn: StageArn, participantId: ParticipantId.optional() })
-  .openapi("PresenceRequest");
-export const RejoinRequest = z
-  .object({ userId: UserId, stageArn: StageArn, participantId: ParticipantId })
-  .openapi("RejoinRequest");
+/**
+ * Every call that acts as one viewer (renew, heartbeat, leave, rejoin) names the participant and
+ * proves it with its token: participant ids are not secrets (IVS shows them to the stage), tokens are.
+ */
+export const ParticipantProof = z
+  .object({ userId: UserId, stageArn: StageArn, participantId: ParticipantId, token: ParticipantToken })
+  .openapi("ParticipantProof");
 export const StageUpdateRequest = z.object({ state: z.enum(["ready", "draining"]) }).openapi("StageUpdateRequest");
 export const PublishStateRequest = z
   .object({ stageArn: StageArn, state: PublishStateSchema })

@@ -6,7 +6,9 @@ import { joinAsViewer, renewViewerToken, type Joined } from "../join/join.ts";
 import { requireAdmin, requireViewerAccess } from "./auth.ts";
 import { rateLimit } from "./rate-limit.ts";
 import { adminSecurity, failures, jsonBody, ok, router, secondsUntil } from "./router.ts";
-import { PublisherToken, PublisherTokenRequest, RenewRequest, ViewerToken, ViewerTokenRequest } from "./schemas.ts";
+import { tokenDigest } from "../tokens/proof.ts";
+import { requireBroadcast } from "./existence.ts";
+import { ParticipantProof, PublisherToken, PublisherTokenRequest, ViewerToken, ViewerTokenRequest } from "./schemas.ts";
 
 export const tokens = router();
 
@@ -34,6 +36,7 @@ tokens.openapi(
     responses: { ...ok(ViewerToken, "the viewer's token and stage"), ...failures(400, 401, 404, 429, 502, 503) },
   }),
   async (c) => {
+    await requireBroadcast(c);
     const { userId, stageArn } = c.req.valid("json");
     const joined = await joinAsViewer(c.env, c.var.config, { broadcastId: c.var.broadcastId, userId, stageArn }, (p) =>
       c.executionCtx.waitUntil(p),
@@ -48,17 +51,18 @@ tokens.openapi(
     path: "/token/viewer/renew",
     tags: ["tokens"],
     summary:
-      "A viewer's token before it expires: the same participant when tokens are self-signed (swap it in with exchangeToken), a new one on the same stage otherwise (rejoin)",
+      "A viewer's token before it expires, proven by the current one: the same participant when tokens are self-signed (swap it in with exchangeToken), a new one on the same stage otherwise (rejoin)",
     middleware: [requireViewerAccess, rateLimit("JOIN_LIMITER")] as const,
-    request: jsonBody(RenewRequest),
-    responses: { ...ok(ViewerToken, "the renewed token"), ...failures(400, 401, 404, 429, 502, 503) },
+    request: jsonBody(ParticipantProof),
+    responses: { ...ok(ViewerToken, "the renewed token"), ...failures(400, 401, 403, 404, 429, 502, 503) },
   }),
   async (c) => {
-    const { userId, stageArn, participantId } = c.req.valid("json");
+    await requireBroadcast(c);
+    const { userId, stageArn, participantId, token } = c.req.valid("json");
     const joined = await renewViewerToken(
       c.env,
       c.var.config,
-      { broadcastId: c.var.broadcastId, userId, stageArn, participantId },
+      { broadcastId: c.var.broadcastId, userId, stageArn, participantId, proof: await tokenDigest(token) },
       (p) => c.executionCtx.waitUntil(p),
     );
     return c.json({ success: true as const, data: viewerToken(joined, userId, c.var.config) }, 200);

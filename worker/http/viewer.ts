@@ -1,11 +1,14 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { ApiError } from "../errors.ts";
 import { cachedRoutingTable } from "../join/routing-cache.ts";
+import { notThisParticipant } from "../join/join.ts";
+import { tokenDigest } from "../tokens/proof.ts";
 import { requireAdmin, requireViewerAccess } from "./auth.ts";
+import { requireBroadcast } from "./existence.ts";
 import type { AppEnv } from "./context.ts";
 import { rateLimit } from "./rate-limit.ts";
 import { adminSecurity, failures, jsonBody, ok, router } from "./router.ts";
-import { PresenceRequest, Presence, RejoinRequest, Session, StageParam, UserId, Viewer } from "./schemas.ts";
+import { ParticipantProof, Presence, Session, StageParam, UserId, Viewer } from "./schemas.ts";
 import type { Context } from "hono";
 
 export const viewer = router();
@@ -25,20 +28,30 @@ export async function stageFromParam(c: Context<AppEnv>, value: string): Promise
   return arn;
 }
 
+/** The participant a presence call acts as, with the digest of the token that proves it. */
+async function asParticipant(body: { userId: string; participantId: string; token: string }) {
+  return { userId: body.userId, participantId: body.participantId, proof: await tokenDigest(body.token) };
+}
+
 viewer.openapi(
   createRoute({
     method: "post",
     path: "/viewer/heartbeat",
     tags: ["viewer"],
-    summary: "Keeps a viewer present (every 30 s; stale after 60 s). Viewers on the viewer socket need not call it.",
+    summary:
+      "Keeps a viewer present (every 30 s; stale after 60 s), proven by its token. Viewers on the viewer socket need not call it.",
     middleware: [requireViewerAccess, rateLimit("PRESENCE_LIMITER")] as const,
-    request: jsonBody(PresenceRequest),
-    responses: { ...ok(Presence, "present"), ...failures(400, 401, 404, 429) },
+    request: jsonBody(ParticipantProof),
+    responses: { ...ok(Presence, "present"), ...failures(400, 401, 403, 404, 429) },
   }),
   async (c) => {
-    const { userId, stageArn, participantId } = c.req.valid("json");
-    const reply = await c.env.STAGE_SHARD.getByName(await knownStage(c, stageArn)).heartbeat({ userId, participantId });
-    if (!reply.found)
+    await requireBroadcast(c);
+    const body = c.req.valid("json");
+    const reply = await c.env.STAGE_SHARD.getByName(await knownStage(c, body.stageArn)).heartbeat(
+      await asParticipant(body),
+    );
+    if (reply.outcome === "unproven") throw notThisParticipant();
+    if (reply.outcome === "unknown")
       throw new ApiError(
         "NOT_FOUND",
         404,
@@ -48,8 +61,8 @@ viewer.openapi(
       {
         success: true as const,
         data: {
-          userId,
-          stageArn,
+          userId: body.userId,
+          stageArn: body.stageArn,
           viewers: reply.viewers,
           state: reply.state,
           ...(reply.migrateTo && { migrateTo: reply.migrateTo }),
@@ -66,21 +79,25 @@ viewer.openapi(
     method: "post",
     path: "/viewer/leave",
     tags: ["viewer"],
-    summary: "The viewer is gone: removed at once",
+    summary: "The viewer is gone: that one participant (proven by its token) is removed at once",
     middleware: [requireViewerAccess, rateLimit("PRESENCE_LIMITER")] as const,
-    request: jsonBody(PresenceRequest),
+    request: jsonBody(ParticipantProof),
     responses: {
       ...ok(z.object({ userId: z.string(), stageArn: z.string(), removed: z.number().int() }), "removed"),
-      ...failures(400, 401, 404, 429),
+      ...failures(400, 401, 403, 404, 429),
     },
   }),
   async (c) => {
-    const { userId, stageArn, participantId } = c.req.valid("json");
-    const { removed } = await c.env.STAGE_SHARD.getByName(await knownStage(c, stageArn)).leave({
-      userId,
-      participantId,
-    });
-    return c.json({ success: true as const, data: { userId, stageArn, removed } }, 200);
+    await requireBroadcast(c);
+    const body = c.req.valid("json");
+    const { outcome } = await c.env.STAGE_SHARD.getByName(await knownStage(c, body.stageArn)).leave(
+      await asParticipant(body),
+    );
+    if (outcome === "unproven") throw notThisParticipant();
+    return c.json(
+      { success: true as const, data: { userId: body.userId, stageArn: body.stageArn, removed: outcome === "left" ? 1 : 0 } },
+      200,
+    );
   },
 );
 
@@ -89,32 +106,31 @@ viewer.openapi(
     method: "post",
     path: "/viewer/rejoin",
     tags: ["viewer"],
-    summary: "A viewer back after a network blip, with its participant id",
-    middleware: [requireViewerAccess, rateLimit("PRESENCE_LIMITER")] as const,
-    request: jsonBody(RejoinRequest),
+    summary: "A viewer back after a network blip, as the participant its token names",
+    middleware: [requireViewerAccess, rateLimit("JOIN_LIMITER")] as const,
+    request: jsonBody(ParticipantProof),
     responses: {
       ...ok(
         z.object({ userId: z.string(), stageArn: z.string(), participantId: z.string(), viewers: z.number().int() }),
         "back",
       ),
-      ...failures(400, 401, 404, 429, 503),
+      ...failures(400, 401, 403, 404, 429, 503),
     },
   }),
   async (c) => {
-    const { userId, stageArn, participantId } = c.req.valid("json");
-    const admission = await c.env.STAGE_SHARD.getByName(await knownStage(c, stageArn)).rejoin({
-      userId,
-      participantId,
-    });
+    await requireBroadcast(c);
+    const body = c.req.valid("json");
+    const admission = await c.env.STAGE_SHARD.getByName(await knownStage(c, body.stageArn)).rejoin(
+      await asParticipant(body),
+    );
     if (!admission.admitted) {
+      if (admission.reason === "unproven") throw notThisParticipant();
       if (admission.reason === "full")
         throw new ApiError("STAGE_FULL", 503, "That stage is full; ask for a new token.", { retryAfter: 5 });
       throw new ApiError("NOT_FOUND", 404, "That stage no longer takes viewers; ask for a new token.");
     }
-    return c.json(
-      { success: true as const, data: { userId, stageArn, participantId, viewers: admission.viewers } },
-      200,
-    );
+    const { userId, stageArn, participantId } = body;
+    return c.json({ success: true as const, data: { userId, stageArn, participantId, viewers: admission.viewers } }, 200);
   },
 );
 

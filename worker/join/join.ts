@@ -1,8 +1,11 @@
+import { LRUCache } from "lru-cache";
 import { failureOf, type RoutingStage } from "../broadcast/contract.ts";
 import type { Config } from "../config.ts";
 import { ApiError, apiError } from "../errors.ts";
 import { IvsClient } from "../ivs/client.ts";
 import { issueParticipantToken, tokenIssuerFor, type IssuedToken } from "../tokens/participant-token.ts";
+import { grantOf } from "../tokens/proof.ts";
+import type { AsParticipant } from "../shard/stage-shard.ts";
 import { chooseStage } from "./choose-stage.ts";
 import { cachedRoutingTable } from "./routing-cache.ts";
 
@@ -27,7 +30,8 @@ const RETRY_AFTER_SECONDS = 5;
 const WAITING_REFRESH_MS = 300;
 /** One request for capacity per broadcast per isolate this often, however many joins find the pool full. */
 const CAPACITY_REQUEST_MS = 500;
-const capacityRequestedAt = new Map<string, number>();
+/** Per broadcast, bounded like every per-isolate map (the least recently used goes first). */
+const capacityRequestedAt = new LRUCache<string, number>({ max: 1_000 });
 
 export async function joinAsViewer(
   env: Env,
@@ -59,6 +63,7 @@ export async function joinAsViewer(
       const admission = await env.STAGE_SHARD.getByName(stage.arn).admit({
         participantId: token.participantId,
         userId: input.userId,
+        grant: await grantOf(token),
       });
       if (admission.admitted) {
         stage.viewers = admission.viewers;
@@ -96,33 +101,46 @@ export async function joinAsViewer(
 }
 
 /**
- * A viewer's token is about to expire. With self-signed tokens the viewer
- * gets a token for the same participant and swaps it in place
- * (`exchangeToken`): no new admission, no interruption. With API tokens IVS
- * names a new participant, so this is a fresh join on the same stage and the
- * client rejoins.
+ * A viewer's token is about to expire; the caller proves it is that viewer
+ * with its current token (`proof`, the token's digest). With self-signed
+ * tokens the viewer gets a token for the same participant and swaps it in
+ * place (`exchangeToken`): no new admission, no interruption. With API tokens
+ * IVS names a new participant, so this is a fresh join on the same stage and
+ * the client rejoins; the proof is checked first, so no one burns the
+ * account's CreateParticipantToken budget on a viewer they are not.
  */
 export async function renewViewerToken(
   env: Env,
   config: Config,
-  input: { broadcastId: string; userId: string; stageArn: string; participantId: string },
+  input: { broadcastId: string; stageArn: string } & AsParticipant,
   waitUntil: (promise: Promise<unknown>) => void,
 ): Promise<Joined> {
   const issuer = tokenIssuerFor(config, new IvsClient(config.ivs));
-  if (issuer.kind === "api") return joinAsViewer(env, config, input, waitUntil);
   const table = await cachedRoutingTable(env, input.broadcastId);
   const stage = table.stages.find((s) => s.arn === input.stageArn);
   if (!stage) throw new ApiError("NOT_FOUND", 404, `Stage ${input.stageArn} is not part of this broadcast.`);
-  const admission = await env.STAGE_SHARD.getByName(stage.arn).renew({
-    userId: input.userId,
-    participantId: input.participantId,
-  });
-  if (!admission.admitted) {
-    throw new ApiError("NOT_FOUND", 404, "That stage no longer takes this viewer; ask for a new token.");
+  const shard = env.STAGE_SHARD.getByName(stage.arn);
+  const as = { participantId: input.participantId, userId: input.userId, proof: input.proof };
+  if (issuer.kind === "api") {
+    if (!(await shard.proves(as))) throw notThisParticipant();
+    return joinAsViewer(env, config, input, waitUntil);
   }
   const token = await mint(issuer, stage, config, input.userId, input.participantId);
+  const admission = await shard.renew({ ...as, grant: await grantOf(token) });
+  if (!admission.admitted) {
+    if (admission.reason === "unproven") throw notThisParticipant();
+    throw new ApiError("NOT_FOUND", 404, "That stage no longer takes this viewer; ask for a new token.");
+  }
   return { token, stageArn: stage.arn, viewers: admission.viewers };
 }
+
+/** A call as a participant whose token the caller does not hold. */
+export const notThisParticipant = () =>
+  new ApiError(
+    "FORBIDDEN",
+    403,
+    "That token is not this participant's (or it has expired): ask for a new one with POST /api/token/viewer.",
+  );
 
 async function mint(
   issuer: ReturnType<typeof tokenIssuerFor>,

@@ -1,3 +1,4 @@
+import { LRUCache } from "lru-cache";
 import type { RoutingTable } from "../broadcast/contract.ts";
 
 /**
@@ -15,7 +16,8 @@ interface Entry {
   table: Promise<RoutingTable>;
 }
 
-const entries = new Map<string, Entry>();
+/** Bounded: the broadcasts this isolate serves now, not every id it was ever asked about. */
+const entries = new LRUCache<string, Entry>({ max: 1_000 });
 
 /**
  * `maxAgeMs` is shorter for joins waiting on a new stage; they still share

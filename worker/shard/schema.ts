@@ -64,4 +64,12 @@ export const MIGRATIONS = [
      COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'dirty'), 0),
      (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'reported_at'));
    DROP TABLE meta;`,
+  // Proof of identity: the digest of every token the shard issued, until it expires.
+  `CREATE TABLE grants (
+     digest TEXT PRIMARY KEY,
+     participant_id TEXT NOT NULL,
+     user_id TEXT NOT NULL,
+     expires_at INTEGER NOT NULL
+   );
+   CREATE INDEX grants_by_expiry ON grants (expires_at);`,
 ];

@@ -1,11 +1,14 @@
 import { DurableObject } from "cloudflare:workers";
-import { VIEWER_PING, VIEWER_PONG, type ViewerServerMessage } from "../../protocol/messages.ts";
+import { CLOSE, VIEWER_PING, VIEWER_PONG, type ViewerServerMessage } from "../../protocol/messages.ts";
 import { loadConfig, type Config } from "../config.ts";
 import type { EndedSession, LoadReply } from "../broadcast/contract.ts";
-import { completeClose, sendJson } from "../sockets.ts";
+import { completeClose } from "../sockets.ts";
 import { migrate } from "../storage/migrations.ts";
 import { StateRow } from "../storage/state-row.ts";
+import type { Grant } from "../tokens/proof.ts";
+import { Grants } from "./grants.ts";
 import { MIGRATIONS, type ShardRow, type ShardState } from "./schema.ts";
+import { HELLO_TIMEOUT_MS, ViewerSockets } from "./viewer-sockets.ts";
 
 /**
  * The viewers of one stage (docs/design.md, "Presence"): admission against capacity, viewer
@@ -14,11 +17,25 @@ import { MIGRATIONS, type ShardRow, type ShardState } from "./schema.ts";
  * to the broadcast, coalesced to at most one a second (at once when the stage
  * crosses a threshold). One object per stage, addressed by the stage ARN, so
  * no object sees every join or every heartbeat of a broadcast.
+ *
+ * A seat exists only for a token the join path minted (admit records its
+ * grant); every later call as that viewer proves it with a token the shard
+ * granted it (grants.ts), and acts on that one participant only.
  */
+
+/** Why a shard would not take (or keep) a viewer. `unproven`: the token given is not one this participant holds. */
+export type Refusal = "full" | "draining" | "closed" | "unknown" | "unproven";
 
 export type Admission =
   | { admitted: true; viewers: number; capacity: number }
-  | { admitted: false; reason: "full" | "draining" | "closed" | "unknown"; viewers: number };
+  | { admitted: false; reason: Refusal; viewers: number };
+
+/** A call as one participant: who, and the digest of the token that proves it. */
+export interface AsParticipant {
+  participantId: string;
+  userId: string;
+  proof: string;
+}
 
 export interface ViewerSession {
   participantId: string;
@@ -29,7 +46,8 @@ export interface ViewerSession {
 }
 
 export interface HeartbeatReply {
-  found: boolean;
+  /** `present`: seen; `unknown`: not on this stage (swept, left); `unproven`: the token is not this participant's. */
+  outcome: "present" | "unknown" | "unproven";
   viewers: number;
   state: ShardState;
   /** Set while the stage drains: where the viewer should go. */
@@ -41,6 +59,8 @@ const REPORT_INTERVAL_MS = 1000;
 export class StageShard extends DurableObject<Env> {
   readonly #sql: SqlStorage;
   readonly #row: StateRow<ShardRow>;
+  readonly #grants: Grants;
+  readonly #sockets: ViewerSockets;
   #config: Config | undefined;
   /** When the alarm is due, as set in storage (null: none). Read once at start, then kept here. */
   #alarmAt: number | null = null;
@@ -50,6 +70,13 @@ export class StageShard extends DurableObject<Env> {
     this.#sql = ctx.storage.sql;
     migrate(this.#sql, MIGRATIONS);
     this.#row = new StateRow<ShardRow>(this.#sql, "shard");
+    this.#grants = new Grants(this.#sql);
+    this.#sockets = new ViewerSockets(ctx, {
+      admitted: (participantId) => this.#present(participantId),
+      proves: (participantId, proof) => this.#grants.proves({ participantId, proof }),
+      connected: (ws, participantId) => this.#connected(ws, participantId),
+      left: (participantId) => this.#end(participantId, "left"),
+    });
     // Viewers ping to keep their socket alive; the runtime answers without waking this object.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(VIEWER_PING, VIEWER_PONG));
     void ctx.blockConcurrencyWhile(async () => {
@@ -70,7 +97,15 @@ export class StageShard extends DurableObject<Env> {
 
   // ── the join path ────────────────────────────────────────────────────────
 
-  admit(input: { participantId: string; userId: string }): Admission {
+  /** A join: the participant the join path minted a token for takes a seat; the token's grant is its proof from now on. */
+  admit(input: { participantId: string; userId: string; grant: Grant }): Admission {
+    const admission = this.#seat(input);
+    if (admission.admitted) this.#grants.record(input.participantId, input.userId, input.grant);
+    return admission;
+  }
+
+  /** A seat on this stage, if it takes viewers and has room. */
+  #seat(input: { participantId: string; userId: string }): Admission {
     const state = this.#state();
     const viewers = this.#count();
     if (!this.#row.get().stage_arn) return { admitted: false, reason: "unknown", viewers };
@@ -91,63 +126,66 @@ export class StageShard extends DurableObject<Env> {
     return { admitted: true, viewers: viewers + 1, capacity };
   }
 
-  // ── presence over HTTP (clients without the viewer socket) ────────────────
-
-  heartbeat(input: { userId: string; participantId?: string }): HeartbeatReply {
-    const now = Date.now();
-    const cursor = input.participantId
-      ? this.#sql.exec(
-          "UPDATE viewers SET last_seen = ? WHERE participant_id = ? AND user_id = ?",
-          now,
-          input.participantId,
-          input.userId,
-        )
-      : this.#sql.exec("UPDATE viewers SET last_seen = ? WHERE user_id = ?", now, input.userId);
-    this.#armSweep();
-    const { state, migrate_to } = this.#row.get();
-    return {
-      found: cursor.rowsWritten > 0,
-      viewers: this.#count(),
-      state,
-      ...(state === "draining" && migrate_to && { migrateTo: migrate_to }),
-    };
+  /** Whether the caller holds one of this participant's live tokens (the API-token renewal asks before minting). */
+  proves(input: AsParticipant): boolean {
+    return this.#grants.proves(input);
   }
 
-  leave(input: { userId: string; participantId?: string }): { removed: number } {
-    const rows = this.#sql
-      .exec<{ participant_id: string }>(
-        input.participantId
-          ? "SELECT participant_id FROM viewers WHERE user_id = ? AND participant_id = ?"
-          : "SELECT participant_id FROM viewers WHERE user_id = ?",
-        ...(input.participantId ? [input.userId, input.participantId] : [input.userId]),
-      )
-      .toArray();
-    for (const row of rows) this.#end(row.participant_id, "left");
-    return { removed: rows.length };
+  // ── presence over HTTP (clients without the viewer socket) ────────────────
+
+  heartbeat(input: AsParticipant): HeartbeatReply {
+    const { state, migrate_to } = this.#row.get();
+    const reply = { viewers: this.#count(), state, ...(state === "draining" && migrate_to && { migrateTo: migrate_to }) };
+    if (!this.#grants.proves(input)) return { outcome: "unproven", ...reply };
+    const { rowsWritten } = this.#sql.exec(
+      "UPDATE viewers SET last_seen = ? WHERE participant_id = ?",
+      Date.now(),
+      input.participantId,
+    );
+    this.#armSweep();
+    return { outcome: rowsWritten > 0 ? "present" : "unknown", ...reply };
+  }
+
+  /** The viewer is gone: that one participant, never every session of its user id. */
+  leave(input: AsParticipant): { outcome: "left" | "unknown" | "unproven" } {
+    if (!this.#grants.proves(input)) return { outcome: "unproven" };
+    if (!this.#present(input.participantId)) return { outcome: "unknown" };
+    for (const ws of this.#sockets.proven(input.participantId)) ws.close(1000, "left");
+    this.#end(input.participantId, "left");
+    return { outcome: "left" };
   }
 
   /**
-   * A token renewal: only a viewer this shard already holds (same participant
-   * and user) may have its participant id signed again; anyone else would be
-   * taking over another viewer's seat.
+   * A token renewal with self-signed tokens: the same participant, a new token. Only the holder
+   * of one of its live tokens, and only while it is on this stage; the new token's grant is
+   * recorded so that it proves from now on.
    */
-  renew(input: { userId: string; participantId: string }): Admission {
-    const known = this.#sql
-      .exec("SELECT 1 FROM viewers WHERE participant_id = ? AND user_id = ?", input.participantId, input.userId)
-      .toArray();
-    if (known.length === 0) return { admitted: false, reason: "unknown", viewers: this.#count() };
+  renew(input: AsParticipant & { grant: Grant }): Admission {
+    const refusal = this.#asPresent(input);
+    if (refusal) return refusal;
+    this.#grants.record(input.participantId, input.userId, input.grant);
     this.#sql.exec("UPDATE viewers SET last_seen = ? WHERE participant_id = ?", Date.now(), input.participantId);
     return { admitted: true, viewers: this.#count(), capacity: this.#cfg.scaling.capacity };
   }
 
-  /** A viewer back after a blip, with the participant id it had: admitted again if it was swept meanwhile. */
-  rejoin(input: { userId: string; participantId: string }): Admission {
-    const existing = this.#sql.exec("SELECT 1 FROM viewers WHERE participant_id = ?", input.participantId).toArray();
-    if (existing.length > 0) {
+  /** A viewer back after a blip, proving itself with its token: admitted again (if there is room) when it was swept meanwhile. */
+  rejoin(input: AsParticipant): Admission {
+    if (!this.#grants.proves(input)) return { admitted: false, reason: "unproven", viewers: this.#count() };
+    if (this.#present(input.participantId)) {
       this.#sql.exec("UPDATE viewers SET last_seen = ? WHERE participant_id = ?", Date.now(), input.participantId);
       return { admitted: true, viewers: this.#count(), capacity: this.#cfg.scaling.capacity };
     }
-    return this.admit(input);
+    return this.#seat(input);
+  }
+
+  #asPresent(input: AsParticipant): Admission | undefined {
+    if (!this.#grants.proves(input)) return { admitted: false, reason: "unproven", viewers: this.#count() };
+    if (!this.#present(input.participantId)) return { admitted: false, reason: "unknown", viewers: this.#count() };
+    return undefined;
+  }
+
+  #present(participantId: string): boolean {
+    return this.#sql.exec("SELECT 1 FROM viewers WHERE participant_id = ?", participantId).toArray().length > 0;
   }
 
   viewers(): ViewerSession[] {
@@ -212,22 +250,34 @@ export class StageShard extends DurableObject<Env> {
   override async fetch(request: Request): Promise<Response> {
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket")
       return new Response("expected a WebSocket", { status: 426 });
-    const url = new URL(request.url);
-    const participantId = url.searchParams.get("participantId") ?? "";
-    const row = this.#sql
-      .exec<{ user_id: string }>("SELECT user_id FROM viewers WHERE participant_id = ?", participantId)
-      .toArray()[0];
-    if (!row) return new Response("not admitted to this stage", { status: 404 });
-    const { 0: client, 1: server } = new WebSocketPair();
-    this.ctx.acceptWebSocket(server, [participantId]);
-    server.serializeAttachment({ participantId });
+    const response = this.#sockets.accept(new URL(request.url).searchParams.get("participantId") ?? "");
+    // Unproven sockets are closed by the sweep; make sure one comes.
+    if (response.status === 101) this.#armAt(Date.now() + HELLO_TIMEOUT_MS);
+    return response;
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    await this.#sockets.receive(ws, message);
+  }
+
+  override webSocketClose(ws: WebSocket, code: number): void {
+    this.#sockets.closed(ws);
+    completeClose(ws, code);
+  }
+
+  override webSocketError(ws: WebSocket): void {
+    this.#sockets.closed(ws);
+  }
+
+  /** A proven socket: the viewer is connected (presence without heartbeats) and told where things stand. */
+  #connected(ws: WebSocket, participantId: string): void {
     this.#sql.exec(
       "UPDATE viewers SET connected = 1, last_seen = ? WHERE participant_id = ?",
       Date.now(),
       participantId,
     );
     const { state, stage_arn, audience, live, migrate_to } = this.#row.get();
-    this.#send(server, {
+    this.#send(ws, {
       type: "welcome",
       data: {
         stageArn: stage_arn ?? "",
@@ -237,24 +287,8 @@ export class StageShard extends DurableObject<Env> {
       },
     });
     if (state === "draining")
-      this.#send(server, { type: "migrate", data: { ...(migrate_to && { stageArn: migrate_to }) } });
+      this.#send(ws, { type: "migrate", data: { ...(migrate_to && { stageArn: migrate_to }) } });
     this.#armSweep();
-    return new Response(null, { status: 101, webSocket: client });
-  }
-
-  override webSocketMessage(): void {
-    // Viewers only ping (answered by the auto-response); anything else is ignored, never fatal.
-  }
-
-  override webSocketClose(ws: WebSocket, code: number): void {
-    const { participantId } = ws.deserializeAttachment() as { participantId: string };
-    this.#end(participantId, "left");
-    completeClose(ws, code);
-  }
-
-  override webSocketError(ws: WebSocket): void {
-    const { participantId } = ws.deserializeAttachment() as { participantId: string };
-    this.#end(participantId, "left");
   }
 
   // ── sweep and reports ────────────────────────────────────────────────────
@@ -264,8 +298,10 @@ export class StageShard extends DurableObject<Env> {
     this.#alarmAt = null;
     const now = Date.now();
     const ttl = this.#cfg.presence.viewerTtlMs;
-    // A socket is presence enough while it pings; an HTTP viewer must heartbeat.
-    for (const ws of this.ctx.getWebSockets()) {
+    this.#sockets.closeSilent(now);
+    this.#grants.prune(now);
+    // A proven socket is presence enough while it pings; an HTTP viewer must heartbeat.
+    for (const ws of this.#sockets.proven()) {
       const pinged = this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0;
       const { participantId } = ws.deserializeAttachment() as { participantId: string };
       if (pinged > 0)
@@ -279,7 +315,7 @@ export class StageShard extends DurableObject<Env> {
       .exec<{ participant_id: string }>("SELECT participant_id FROM viewers WHERE last_seen < ?", now - ttl)
       .toArray();
     for (const row of stale) {
-      for (const ws of this.ctx.getWebSockets(row.participant_id)) ws.close(4408, "presence timed out");
+      for (const ws of this.ctx.getWebSockets(row.participant_id)) ws.close(CLOSE.TIMEOUT, "presence timed out");
       this.#end(row.participant_id, "timeout");
     }
     if (this.#row.get().dirty === 1) await this.#flush();
@@ -388,10 +424,10 @@ export class StageShard extends DurableObject<Env> {
   }
 
   #send(ws: WebSocket, message: ViewerServerMessage): void {
-    sendJson(ws, message);
+    this.#sockets.send(ws, message);
   }
 
   #sendAll(message: ViewerServerMessage): void {
-    for (const ws of this.ctx.getWebSockets()) this.#send(ws, message);
+    this.#sockets.sendAll(message);
   }
 }

@@ -1,4 +1,5 @@
 import { SignJWT, importPKCS8 } from "jose";
+import { LRUCache } from "lru-cache";
 import type { IvsClient } from "../ivs/client.ts";
 import type { Capability } from "../ivs/types.ts";
 import { newParticipantId, selfSignedClaims } from "./claims.ts";
@@ -88,8 +89,9 @@ async function viaApi(ivs: IvsClient, request: ParticipantTokenRequest): Promise
   };
 }
 
-// Importing a PKCS#8 key costs more than signing with it: keep one per isolate.
-const keys = new Map<string, Promise<CryptoKey>>();
+// Importing a PKCS#8 key costs more than signing with it: keep one per isolate (bounded: a key
+// rotation leaves the old one to age out).
+const keys = new LRUCache<string, Promise<CryptoKey>>({ max: 4 });
 
 function signingKey(privateKey: string): Promise<CryptoKey> {
   let key = keys.get(privateKey);

@@ -12,9 +12,13 @@ export async function fetchHealth(fetcher?: typeof fetch): Promise<HealthState> 
   }
 }
 
-/** Recent broadcasts for the landing page (live first); empty when the API cannot say. */
-export async function fetchRecent(fetcher?: typeof fetch): Promise<BroadcastEntry[]> {
-  return unwrap(deploymentApi({ fetch: fetcher }).GET("/broadcasts")).then(
+/**
+ * Recent broadcasts for the landing page (live first), for the operator only: the list needs the
+ * admin key (broadcast ids are share links). Empty without the key, or when the API cannot say.
+ */
+export async function fetchRecent(adminKey: string | undefined, fetcher?: typeof fetch): Promise<BroadcastEntry[]> {
+  if (!adminKey) return [];
+  return unwrap(deploymentApi({ key: () => adminKey, fetch: fetcher }).GET("/broadcasts")).then(
     (data) => data.broadcasts,
     // The landing page works without the list: an unreachable API shows in the health line.
     () => [],

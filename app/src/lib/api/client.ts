@@ -14,7 +14,7 @@ export type BroadcastApi = ReturnType<typeof broadcastApi>;
 
 export function broadcastApi(
   broadcastId: string,
-  options: { adminKey?: () => string | undefined; origin?: string; fetch?: typeof fetch } = {},
+  options: { key?: () => string | undefined; origin?: string; fetch?: typeof fetch } = {},
 ) {
   const origin = options.origin ?? location.origin;
   const client = createClient<paths>({
@@ -23,8 +23,8 @@ export function broadcastApi(
   });
   client.use({
     onRequest({ request }) {
-      // The admin key goes in a header, never in a URL: secrets never go in URLs or logs.
-      const key = options.adminKey?.();
+      // A key (admin, or viewer) goes in a header, never in a URL: secrets never go in URLs or logs.
+      const key = options.key?.();
       if (key) request.headers.set("x-api-key", key);
       return request;
     },
@@ -32,9 +32,20 @@ export function broadcastApi(
   return client;
 }
 
-/** The deployment's routes, which belong to no broadcast. */
-export function deploymentApi(options: { origin?: string; fetch?: typeof fetch } = {}) {
-  return createClient<DeploymentPaths>({ baseUrl: `${options.origin ?? location.origin}/api`, fetch: options.fetch });
+/** The deployment's routes, which belong to no broadcast; the list of broadcasts needs the admin key. */
+export function deploymentApi(options: { key?: () => string | undefined; origin?: string; fetch?: typeof fetch } = {}) {
+  const client = createClient<DeploymentPaths>({
+    baseUrl: `${options.origin ?? location.origin}/api`,
+    fetch: options.fetch,
+  });
+  client.use({
+    onRequest({ request }) {
+      const key = options.key?.();
+      if (key) request.headers.set("x-api-key", key);
+      return request;
+    },
+  });
+  return client;
 }
 
 /** An API error answer (or no answer at all), with what a page shows and whether to retry. */

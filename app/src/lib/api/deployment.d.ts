@@ -58,7 +58,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Recent broadcasts, live first, for the landing page */
+        /** Recent broadcasts, live first, for the landing page; the admin key only (broadcast ids are share links) */
         get: {
             parameters: {
                 query?: never;
@@ -81,6 +81,24 @@ export interface paths {
                                 broadcasts: components["schemas"]["BroadcastEntry"][];
                             };
                         };
+                    };
+                };
+                /** @description UNAUTHORIZED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description RATE_LIMITED */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
                 /** @description INTERNAL_ERROR */
@@ -121,7 +139,7 @@ export interface components {
             success: false;
             error: {
                 /** @enum {string} */
-                code: "VALIDATION_ERROR" | "UNAUTHORIZED" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "STAGE_FULL" | "TOKEN_GENERATION_FAILED" | "INTERNAL_ERROR";
+                code: "VALIDATION_ERROR" | "UNAUTHORIZED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "STAGE_FULL" | "TOKEN_GENERATION_FAILED" | "INTERNAL_ERROR";
                 message: string;
                 details?: {
                     [key: string]: unknown;

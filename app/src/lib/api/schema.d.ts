@@ -109,7 +109,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** A viewer's token before it expires: the same participant when tokens are self-signed (swap it in with exchangeToken), a new one on the same stage otherwise (rejoin) */
+        /** A viewer's token before it expires, proven by the current one: the same participant when tokens are self-signed (swap it in with exchangeToken), a new one on the same stage otherwise (rejoin) */
         post: {
             parameters: {
                 query?: never;
@@ -119,7 +119,7 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": components["schemas"]["RenewRequest"];
+                    "application/json": components["schemas"]["ParticipantProof"];
                 };
             };
             responses: {
@@ -147,6 +147,15 @@ export interface paths {
                 };
                 /** @description UNAUTHORIZED */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description FORBIDDEN: the token given does not prove that participant */
+                403: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -521,7 +530,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** A one-minute ticket for the broadcaster socket (/ws?type=broadcaster&ticket=...), so the admin key never goes in a URL */
+        /** A ticket for a socket with the operator's rights, so the admin key never goes in a URL: good for 30 s, once. Send it as the socket's first message: {"type":"auth","ticket"} on /ws?type=broadcaster, or in the stats subscribe message on /ws */
         post: {
             parameters: {
                 query?: never;
@@ -558,6 +567,59 @@ export interface paths {
                 };
             };
         };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/broadcaster/share": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** What a share link must carry for viewers to watch: nothing on an open deployment; the viewer key (in the link's fragment, never sent to a server in a URL) with VIEWER_ACCESS=key */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description what viewers need */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {boolean} */
+                            success: true;
+                            data: {
+                                /** @enum {string} */
+                                viewerAccess: "open" | "key";
+                                viewerKey?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description UNAUTHORIZED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -647,7 +709,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Keeps a viewer present (every 30 s; stale after 60 s). Viewers on the viewer socket need not call it. */
+        /** Keeps a viewer present (every 30 s; stale after 60 s), proven by its token. Viewers on the viewer socket need not call it. */
         post: {
             parameters: {
                 query?: never;
@@ -657,7 +719,7 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": components["schemas"]["PresenceRequest"];
+                    "application/json": components["schemas"]["ParticipantProof"];
                 };
             };
             responses: {
@@ -685,6 +747,15 @@ export interface paths {
                 };
                 /** @description UNAUTHORIZED */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description FORBIDDEN: the token given does not prove that participant */
+                403: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -727,7 +798,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** The viewer is gone: removed at once */
+        /** The viewer is gone: that one participant (proven by its token) is removed at once */
         post: {
             parameters: {
                 query?: never;
@@ -737,7 +808,7 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": components["schemas"]["PresenceRequest"];
+                    "application/json": components["schemas"]["ParticipantProof"];
                 };
             };
             responses: {
@@ -769,6 +840,15 @@ export interface paths {
                 };
                 /** @description UNAUTHORIZED */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description FORBIDDEN: the token given does not prove that participant */
+                403: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -811,7 +891,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** A viewer back after a network blip, with its participant id */
+        /** A viewer back after a network blip, as the participant its token names */
         post: {
             parameters: {
                 query?: never;
@@ -821,7 +901,7 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": components["schemas"]["RejoinRequest"];
+                    "application/json": components["schemas"]["ParticipantProof"];
                 };
             };
             responses: {
@@ -854,6 +934,15 @@ export interface paths {
                 };
                 /** @description UNAUTHORIZED */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description FORBIDDEN: the token given does not prove that participant */
+                403: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -971,6 +1060,7 @@ export interface paths {
         get: {
             parameters: {
                 query: {
+                    /** @description A user id is 1 to 128 characters of text, without control characters. */
                     userId: string;
                     stageArn: string;
                 };
@@ -1049,6 +1139,7 @@ export interface paths {
                 query?: never;
                 header?: never;
                 path: {
+                    /** @description A user id is 1 to 128 characters of text, without control characters. */
                     userId: string;
                 };
                 cookie?: never;
@@ -2329,7 +2420,7 @@ export interface components {
             success: false;
             error: {
                 /** @enum {string} */
-                code: "VALIDATION_ERROR" | "UNAUTHORIZED" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "STAGE_FULL" | "TOKEN_GENERATION_FAILED" | "INTERNAL_ERROR";
+                code: "VALIDATION_ERROR" | "UNAUTHORIZED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "RATE_LIMITED" | "STAGE_FULL" | "TOKEN_GENERATION_FAILED" | "INTERNAL_ERROR";
                 message: string;
                 details?: {
                     [key: string]: unknown;
@@ -2337,18 +2428,26 @@ export interface components {
             };
         };
         ViewerTokenRequest: {
-            /** @example viewer-42 */
+            /**
+             * @description A user id is 1 to 128 characters of text, without control characters.
+             * @example viewer-42
+             */
             userId: string;
             /** @example arn:aws:ivs:us-east-1:123456789012:stage/AbCdEf123456 */
             stageArn?: string;
         };
-        RenewRequest: {
-            /** @example viewer-42 */
+        ParticipantProof: {
+            /**
+             * @description A user id is 1 to 128 characters of text, without control characters.
+             * @example viewer-42
+             */
             userId: string;
             /** @example arn:aws:ivs:us-east-1:123456789012:stage/AbCdEf123456 */
             stageArn: string;
             /** @example hV3xkQ9aLm2P */
             participantId: string;
+            /** @description The participant token Fanout issued to this participant (its latest, or one not yet expired) */
+            token: string;
         };
         PublisherToken: {
             token: string;
@@ -2362,7 +2461,10 @@ export interface components {
             whipEndpoint: string;
         };
         PublisherTokenRequest: {
-            /** @example viewer-42 */
+            /**
+             * @description A user id is 1 to 128 characters of text, without control characters.
+             * @example viewer-42
+             */
             userId: string;
             /**
              * @description Renewal: the participant whose token is expiring; kept when tokens are self-signed
@@ -2407,22 +2509,6 @@ export interface components {
             state: "ready" | "draining" | "closed";
             migrateTo?: string;
             nextHeartbeatSeconds: number;
-        };
-        PresenceRequest: {
-            /** @example viewer-42 */
-            userId: string;
-            /** @example arn:aws:ivs:us-east-1:123456789012:stage/AbCdEf123456 */
-            stageArn: string;
-            /** @example hV3xkQ9aLm2P */
-            participantId?: string;
-        };
-        RejoinRequest: {
-            /** @example viewer-42 */
-            userId: string;
-            /** @example arn:aws:ivs:us-east-1:123456789012:stage/AbCdEf123456 */
-            stageArn: string;
-            /** @example hV3xkQ9aLm2P */
-            participantId: string;
         };
         Viewer: {
             participantId: string;

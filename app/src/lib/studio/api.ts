@@ -4,7 +4,7 @@ import type { StudioApi } from "./session.ts";
 
 /** The studio's calls, through the typed client; the admin key rides in a header. */
 export function studioApi(broadcastId: string, adminKey: () => string | undefined, userId: string): StudioApi {
-  const api = broadcastApi(broadcastId, { adminKey });
+  const api = broadcastApi(broadcastId, { key: adminKey });
   return {
     ticket: async () => (await unwrap(api.POST("/broadcaster/ticket"))).ticket,
     publisherToken: (participantId) =>
@@ -20,7 +20,7 @@ export function studioApi(broadcastId: string, adminKey: () => string | undefine
   };
 }
 
-/** The broadcaster socket, opened with a ticket (never the admin key) in its URL. */
+/** The broadcaster socket; the session sends its ticket as the first message (no secret in a URL). */
 export function connectBroadcaster(broadcastId: string) {
-  return (ticket: string): SocketLike => new WebSocket(socketUrl(broadcastId, "/ws", { type: "broadcaster", ticket }));
+  return (): SocketLike => new WebSocket(socketUrl(broadcastId, "/ws", { type: "broadcaster" }));
 }

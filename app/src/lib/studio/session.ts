@@ -41,7 +41,8 @@ export interface StudioApi {
 export interface StudioDeps {
   api: StudioApi;
   openStage: OpenStage;
-  connectBroadcaster(ticket: string): SocketLike;
+  /** Opens the broadcaster socket; the session proves itself with a ticket in its first message. */
+  connectBroadcaster(): SocketLike;
   /** The tracks to publish right now (camera or screen, microphone), as the page has them. */
   tracks(): MediaStreamTrack[];
   clock?: Clock;
@@ -280,15 +281,13 @@ export class StudioSession {
 
   // ── the broadcaster socket ────────────────────────────────────────────────
 
+  /** The ticket goes in the first message (never the URL); nothing else is sent until the server says `ready`. */
   #openSocket(ticket: string): void {
-    const socket = this.#deps.connectBroadcaster(ticket);
+    const socket = this.#deps.connectBroadcaster();
     this.#socket = socket;
     socket.addEventListener("open", () => {
       if (this.#socket !== socket) return;
-      this.#socketAttempt = 0;
-      this.#set({ socket: "connected" });
-      for (const message of this.#unsent.values()) socket.send(JSON.stringify(message));
-      this.#unsent.clear();
+      socket.send(JSON.stringify({ type: "auth", ticket } satisfies BroadcasterClientMessage));
     });
     socket.addEventListener("message", (event) => {
       if (this.#socket !== socket) return;
@@ -350,6 +349,15 @@ export class StudioSession {
         this.#stopEverything();
         this.#set({ status: "ended" });
         return;
+      case "ready": {
+        const socket = this.#socket;
+        if (!socket) return;
+        this.#socketAttempt = 0;
+        this.#set({ socket: "connected" });
+        for (const unsent of this.#unsent.values()) socket.send(JSON.stringify(unsent));
+        this.#unsent.clear();
+        return;
+      }
       case "error":
         this.#log(`Server: ${message.data.message}`);
         return;
@@ -360,7 +368,7 @@ export class StudioSession {
 
   #report(message: BroadcasterClientMessage & { type: "publish_state" }): void {
     const socket = this.#socket;
-    if (socket?.readyState === SOCKET_OPEN) socket.send(JSON.stringify(message));
+    if (socket?.readyState === SOCKET_OPEN && this.state.socket === "connected") socket.send(JSON.stringify(message));
     else this.#unsent.set(message.data.stageArn, message);
   }
 

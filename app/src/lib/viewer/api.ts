@@ -3,12 +3,13 @@ import type { SocketLike } from "#lib/socket.ts";
 import type { ViewerApi } from "./session.ts";
 
 /** The viewer's calls, through the typed client. */
-export function viewerApi(broadcastId: string, userId: string): ViewerApi {
-  const api = broadcastApi(broadcastId);
+export function viewerApi(broadcastId: string, userId: string, viewerKey?: string): ViewerApi {
+  // A deployment with VIEWER_ACCESS=key: the share link carried the viewer key in its fragment.
+  const api = broadcastApi(broadcastId, { key: () => viewerKey });
   return {
     join: (stageArn) => unwrap(api.POST("/token/viewer", { body: { userId, ...(stageArn && { stageArn }) } })),
-    renew: (stageArn, participantId) =>
-      unwrap(api.POST("/token/viewer/renew", { body: { userId, stageArn, participantId } })),
+    renew: (stageArn, participantId, token) =>
+      unwrap(api.POST("/token/viewer/renew", { body: { userId, stageArn, participantId, token } })),
   };
 }
 

@@ -23,8 +23,8 @@ export interface ViewerGrant {
 export interface ViewerApi {
   /** A token on a stage chosen by load, or on `stageArn`. */
   join(stageArn?: string): Promise<ViewerGrant>;
-  /** A renewed token: the same participant (exchange it) or a new one (rejoin). */
-  renew(stageArn: string, participantId: string): Promise<ViewerGrant>;
+  /** A renewed token, proven by the current one: the same participant (exchange it) or a new one (rejoin). */
+  renew(stageArn: string, participantId: string, token: string): Promise<ViewerGrant>;
 }
 
 export interface ViewerDeps {
@@ -192,6 +192,8 @@ export class ViewerSession {
     await stage.join();
     const socket = this.#deps.connectViewer(grant.stageArn, grant.participantId);
     connection.socket = socket;
+    // The socket counts for this participant once its first message proves it: the token, never in the URL.
+    socket.addEventListener("open", () => socket.send(JSON.stringify({ type: "hello", token: connection.token })));
     socket.addEventListener("message", (event) => {
       if (event.data === VIEWER_PONG) {
         connection.lastPong = this.#clock.now();
@@ -312,7 +314,7 @@ export class ViewerSession {
   async #renew(connection: Connection, attempt: number): Promise<void> {
     if (connection !== this.#current) return;
     try {
-      const grant = await this.#deps.api.renew(connection.stageArn, connection.participantId);
+      const grant = await this.#deps.api.renew(connection.stageArn, connection.participantId, connection.token);
       if (connection !== this.#current) return;
       if (grant.participantId === connection.participantId) {
         await connection.stage.exchangeToken(grant.token);
