@@ -73,7 +73,17 @@ describe("the studio's stage bookkeeping", () => {
     expect(sockets).toHaveLength(0);
   });
 
-  it("reports each stage's publish state on the broadcaster socket, holding it until the socket opens", async () => {
+  it("opens the broadcaster socket with its ticket in the first message, never in the URL, and waits for ready", async () => {
+    const { session, sockets } = studio();
+    await session.start();
+    sockets[0]!.open();
+    expect(sockets[0]!.json()).toEqual([{ type: "auth", ticket: "ticket-1" }]);
+    expect(session.state.socket).not.toBe("connected");
+    sockets[0]!.receive({ type: "ready" });
+    expect(session.state.socket).toBe("connected");
+  });
+
+  it("reports each stage's publish state on the broadcaster socket, holding it until the socket is ready", async () => {
     const { session, stages, sockets } = studio();
     await session.start();
     const origin = stages.stages[0]!;
@@ -81,7 +91,9 @@ describe("the studio's stage bookkeeping", () => {
     origin.emit("stageParticipantPublishStateChanged", self, "published");
     expect(sockets[0]!.sent).toEqual([]);
     sockets[0]!.open();
-    expect(sockets[0]!.json()).toEqual([
+    expect(sockets[0]!.json()).toEqual([{ type: "auth", ticket: "ticket-1" }]);
+    sockets[0]!.receive({ type: "ready" });
+    expect(sockets[0]!.json().slice(1)).toEqual([
       { type: "publish_state", data: { stageArn: ORIGIN, state: "publishing", participantId: "pub-1" } },
     ]);
     origin.emit("stageParticipantPublishStateChanged", self, "errored");
@@ -192,6 +204,7 @@ describe("the studio's stage bookkeeping", () => {
     await clock.advance(1);
     expect(sockets).toHaveLength(3);
     sockets[2]!.open();
+    sockets[2]!.receive({ type: "ready" });
     expect(session.state.socket).toBe("connected");
   });
 

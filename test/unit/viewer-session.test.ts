@@ -22,9 +22,15 @@ function viewer(overrides: Partial<ViewerApi> = {}) {
     };
   };
   const calls: string[] = [];
+  /** The tokens renewals were proven with. */
+  const tokens: string[] = [];
   const api: ViewerApi = {
     join: async (stageArn) => (calls.push(`join ${stageArn ?? ""}`.trim()), grant(stageArn ?? A)),
-    renew: async (stageArn, participantId) => (calls.push(`renew ${participantId}`), grant(stageArn, participantId)),
+    renew: async (stageArn, participantId, token) => (
+      calls.push(`renew ${participantId}`),
+      tokens.push(token),
+      grant(stageArn, participantId)
+    ),
     ...overrides,
   };
   const stages = stageFactory();
@@ -48,7 +54,7 @@ function viewer(overrides: Partial<ViewerApi> = {}) {
     clock,
     random: () => 0.5,
   });
-  return { session, calls, stages, sockets, clock, grant, silence: () => (silent = true) };
+  return { session, calls, tokens, stages, sockets, clock, grant, silence: () => (silent = true) };
 }
 
 async function playing(v: ReturnType<typeof viewer>, index = 0) {
@@ -66,6 +72,14 @@ describe("the viewer's connection", () => {
     expect(strategy.shouldSubscribeToParticipant(host)).toBe(true);
     expect(strategy.shouldSubscribeToParticipant({ ...host, isPublishing: false })).toBe(false);
     expect(v.session.state).toMatchObject({ status: "live", stageArn: A, tracks: [video, audio] });
+  });
+
+  it("proves itself on the viewer socket with its token in the first message, never in the URL", async () => {
+    const v = viewer();
+    v.session.start();
+    await playing(v);
+    const token = v.stages.stages[0]!.token;
+    expect(v.sockets[0]!.json()[0]).toEqual({ type: "hello", token });
   });
 
   it("shows the viewer count from the socket", async () => {
@@ -185,6 +199,8 @@ describe("the viewer's connection", () => {
     v.sockets[0]!.receive(""); // not JSON: ignored
     await v.clock.advance(55 * MINUTE);
     expect(v.calls).toEqual(["join", "renew v-1"]);
+    // The renewal is proven with the token the viewer holds.
+    expect(v.tokens).toEqual([v.stages.stages[0]!.token]);
     expect(v.stages.stages).toHaveLength(1);
     expect(v.stages.stages[0]!.exchanged).toHaveLength(1);
   });

@@ -27,7 +27,12 @@ function build(state: DurableObjectState) {
   const registry = new Registry(state.storage.sql);
   const context = new ObjectContext(state, env, registry);
   const views = new Views(context);
-  context.channels = new Channels(state, env, () => views.stats(), () => 100);
+  context.channels = new Channels(
+    state,
+    env,
+    () => views.stats(),
+    () => 100,
+  );
   const replication = new Replication(context);
   const pool = new StagePool(context, replication);
   return { registry, context, views, replication, pool };

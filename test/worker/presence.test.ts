@@ -114,9 +114,7 @@ describe("draining and ending", () => {
     await ws.next("welcome");
 
     // Everyone but the socket viewer leaves: one viewer fits the origin, so the edge stages drain.
-    for (const v of viewers)
-      if (v !== onEdge[0])
-        await call(api(b, "/viewer/leave"), { body: asViewer(v), key: null });
+    for (const v of viewers) if (v !== onEdge[0]) await call(api(b, "/viewer/leave"), { body: asViewer(v), key: null });
     const migrate = await ws.next("migrate", 15_000);
     expect(migrate.type).toBe("migrate");
     const draining = await call<{ stages: { stageArn: string; state: string; role: string }[] }>(api(b, "/stage/list"));

@@ -93,7 +93,11 @@ export class Channels {
     if (size > MAX_MESSAGE_BYTES) return ws.close(CLOSE.TOO_BIG, `messages are at most ${MAX_MESSAGE_BYTES} bytes`);
     const now = Date.now();
     const fresh = now - state.windowStart >= MESSAGE_WINDOW_MS;
-    const counted = { ...state, windowStart: fresh ? now : state.windowStart, messages: fresh ? 1 : state.messages + 1 };
+    const counted = {
+      ...state,
+      windowStart: fresh ? now : state.windowStart,
+      messages: fresh ? 1 : state.messages + 1,
+    };
     if (counted.messages > MAX_MESSAGES) return ws.close(CLOSE.TOO_MANY_MESSAGES, "too many messages");
     ws.serializeAttachment(counted);
     let data: unknown;
@@ -192,7 +196,10 @@ export class Channels {
     sendJson(ws, { type: subscribed ? "subscribed" : "unsubscribed", channel: "stats" } satisfies StatsServerMessage);
     if (!subscribed) return;
     const stats = this.#current();
-    sendJson(ws, { type: "stats_update", data: access === "admin" ? stats : publicStats(stats) } satisfies StatsServerMessage);
+    sendJson(ws, {
+      type: "stats_update",
+      data: access === "admin" ? stats : publicStats(stats),
+    } satisfies StatsServerMessage);
   }
 
   #error(ws: WebSocket, message: string): void {

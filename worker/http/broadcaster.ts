@@ -89,10 +89,7 @@ broadcaster.openapi(
     security: adminSecurity,
     middleware: [requireAdmin] as const,
     responses: {
-      ...ok(
-        z.object({ viewerAccess: z.enum(["open", "key"]), viewerKey: z.string().optional() }),
-        "what viewers need",
-      ),
+      ...ok(z.object({ viewerAccess: z.enum(["open", "key"]), viewerKey: z.string().optional() }), "what viewers need"),
       ...failures(401),
     },
   }),

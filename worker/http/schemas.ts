@@ -43,7 +43,9 @@ const ParticipantToken = z
   .string()
   .min(1)
   .max(8192)
-  .openapi({ description: "The participant token Fanout issued to this participant (its latest, or one not yet expired)" });
+  .openapi({
+    description: "The participant token Fanout issued to this participant (its latest, or one not yet expired)",
+  });
 
 export const ErrorSchema = z
   .object({

@@ -95,7 +95,10 @@ viewer.openapi(
     );
     if (outcome === "unproven") throw notThisParticipant();
     return c.json(
-      { success: true as const, data: { userId: body.userId, stageArn: body.stageArn, removed: outcome === "left" ? 1 : 0 } },
+      {
+        success: true as const,
+        data: { userId: body.userId, stageArn: body.stageArn, removed: outcome === "left" ? 1 : 0 },
+      },
       200,
     );
   },
@@ -130,7 +133,10 @@ viewer.openapi(
       throw new ApiError("NOT_FOUND", 404, "That stage no longer takes viewers; ask for a new token.");
     }
     const { userId, stageArn, participantId } = body;
-    return c.json({ success: true as const, data: { userId, stageArn, participantId, viewers: admission.viewers } }, 200);
+    return c.json(
+      { success: true as const, data: { userId, stageArn, participantId, viewers: admission.viewers } },
+      200,
+    );
   },
 );
 

@@ -27,8 +27,7 @@ import { HELLO_TIMEOUT_MS, ViewerSockets } from "./viewer-sockets.ts";
 export type Refusal = "full" | "draining" | "closed" | "unknown" | "unproven";
 
 export type Admission =
-  | { admitted: true; viewers: number; capacity: number }
-  | { admitted: false; reason: Refusal; viewers: number };
+  { admitted: true; viewers: number; capacity: number } | { admitted: false; reason: Refusal; viewers: number };
 
 /** A call as one participant: who, and the digest of the token that proves it. */
 export interface AsParticipant {
@@ -135,7 +134,11 @@ export class StageShard extends DurableObject<Env> {
 
   heartbeat(input: AsParticipant): HeartbeatReply {
     const { state, migrate_to } = this.#row.get();
-    const reply = { viewers: this.#count(), state, ...(state === "draining" && migrate_to && { migrateTo: migrate_to }) };
+    const reply = {
+      viewers: this.#count(),
+      state,
+      ...(state === "draining" && migrate_to && { migrateTo: migrate_to }),
+    };
     if (!this.#grants.proves(input)) return { outcome: "unproven", ...reply };
     const { rowsWritten } = this.#sql.exec(
       "UPDATE viewers SET last_seen = ? WHERE participant_id = ?",

@@ -102,7 +102,9 @@ const attachment = (ws: WebSocket) => ws.deserializeAttachment() as Attachment;
 
 function parseHello(message: string | ArrayBuffer): ViewerHello | undefined {
   try {
-    const parsed = ViewerHello.safeParse(JSON.parse(typeof message === "string" ? message : new TextDecoder().decode(message)));
+    const parsed = ViewerHello.safeParse(
+      JSON.parse(typeof message === "string" ? message : new TextDecoder().decode(message)),
+    );
     return parsed.success ? parsed.data : undefined;
   } catch (error) {
     if (error instanceof SyntaxError) return undefined;
