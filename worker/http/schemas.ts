@@ -39,13 +39,9 @@ const ParticipantId = z
   .openapi({ example: "hV3xkQ9aLm2P" });
 
 /** The participant's current token, as Fanout issued it: the proof that the caller is that participant. */
-const ParticipantToken = z
-  .string()
-  .min(1)
-  .max(8192)
-  .openapi({
-    description: "The participant token Fanout issued to this participant (its latest, or one not yet expired)",
-  });
+const ParticipantToken = z.string().min(1).max(8192).openapi({
+  description: "The participant token Fanout issued to this participant (its latest, or one not yet expired)",
+});
 
 export const ErrorSchema = z
   .object({
