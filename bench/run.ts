@@ -105,27 +105,24 @@ async function startBroadcast(url: string, id: string) {
   if (grant.status !== 200) throw new Error(`publisher token: ${grant.status} ${JSON.stringify(grant.body)}`);
 }
 
+type Viewer = { userId: string; stageArn: string; participantId: string; token: string };
+
 async function joins(url: string, id: string, count: number, concurrency: number) {
-  const viewers: { userId: string; stageArn: string; participantId: string }[] = [];
+  const viewers: Viewer[] = [];
   const result = await closedLoop(count, concurrency, async (i) => {
     const userId = `bench-${i}`;
     const answer = await timed(`${url}/api/broadcasts/${id}/token/viewer`, json({ userId }));
-    const data = (answer.body as { data?: { stageArn: string; participantId: string } } | null)?.data;
+    const data = (answer.body as { data?: Omit<Viewer, "userId"> } | null)?.data;
     if (answer.status === 200 && data) {
-      viewers.push({ userId, stageArn: data.stageArn, participantId: data.participantId });
+      // A heartbeat proves its participant with the token (SECURITY.md).
+      viewers.push({ userId, stageArn: data.stageArn, participantId: data.participantId, token: data.token });
     }
     return answer;
   });
   return { result, viewers };
 }
 
-async function heartbeats(
-  url: string,
-  id: string,
-  viewers: { userId: string; stageArn: string; participantId: string }[],
-  count: number,
-  concurrency: number,
-) {
+async function heartbeats(url: string, id: string, viewers: Viewer[], count: number, concurrency: number) {
   return closedLoop(count, concurrency, (i) => {
     const v = viewers[i % viewers.length]!;
     return timed(`${url}/api/broadcasts/${id}/viewer/heartbeat`, json(v));

@@ -1,5 +1,6 @@
 import { Hono, type Context } from "hono";
 import { HTTPException } from "hono/http-exception";
+import { secureHeaders } from "hono/secure-headers";
 import { BROADCAST_ID_RULE, DEFAULT_BROADCAST, isBroadcastId } from "../protocol/ids.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { reconcileAll } from "./cron.ts";
@@ -22,6 +23,13 @@ export { StageShard } from "./shard/stage-shard.ts";
  */
 
 const app = new Hono<{ Bindings: Env }>();
+
+// What the Worker answers itself (the API, /health, the sockets) carries the usual security headers
+// (nosniff, no-referrer, not frameable, ...); the pages get theirs from app/static/_headers.
+// Cross-origin reads stay allowed: the API is for integrators' own front ends.
+// A socket's 101 answer comes from its Durable Object with headers that cannot change: left as it is.
+const securityHeaders = secureHeaders({ crossOriginResourcePolicy: false, crossOriginOpenerPolicy: false });
+app.use((c, next) => (c.req.header("Upgrade")?.toLowerCase() === "websocket" ? next() : securityHeaders(c, next)));
 
 app.onError((error, c) => {
   if (error instanceof ApiError) {

@@ -27,6 +27,9 @@ export async function broadcastExists(env: Env, broadcastId: string): Promise<bo
   return exists;
 }
 
+/** How many answers this isolate holds (never more than the cache's bound). */
+export const cachedAnswers = (): number => answers.size;
+
 export const broadcastNotFound = (broadcastId: string) =>
   new ApiError("NOT_FOUND", 404, "The broadcast has not started yet.", { details: { broadcastId } });
 

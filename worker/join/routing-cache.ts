@@ -38,3 +38,6 @@ export function cachedRoutingTable(
   table.catch(() => entries.delete(broadcastId));
   return table;
 }
+
+/** How many broadcasts this isolate holds a table for (never more than the cache's bound). */
+export const cachedTables = (): number => entries.size;
