@@ -4,8 +4,11 @@ import { fileURLToPath } from "node:url";
 // The pages are a static SPA that the Worker serves as Workers Static Assets (wrangler.toml [assets]).
 const build = fileURLToPath(new URL("./build", import.meta.url));
 
-/** SvelteKit 3 options, passed to the `sveltekit()` Vite plugin in vite.config.ts. */
-export default {
+/**
+ * SvelteKit 3 options, passed to the `sveltekit()` Vite plugin in vite.config.ts.
+ * @type {import("@sveltejs/kit/vite").Config}
+ */
+const kit = {
   adapter: adapter({ pages: build, assets: build, fallback: "index.html", strict: true }),
   // The pages' Content-Security-Policy, as a <meta> tag with the hash of SvelteKit's inline bootstrap
   // script (so no 'unsafe-inline' for scripts). What a meta tag cannot say (frame-ancestors) is in
@@ -35,3 +38,5 @@ export default {
     },
   },
 };
+
+export default kit;
