@@ -305,7 +305,8 @@ describe("getting around rate limits and growing storage", () => {
       const response = await fetchWith(on, api(b, "/ws"), {
         headers: { Upgrade: "websocket", "cf-connecting-ip": "198.51.100.30" },
       });
-      if (response.webSocket) (response.webSocket.accept(), response.webSocket.close(1000));
+      response.webSocket?.accept();
+      response.webSocket?.close(1000);
       statuses.push(response.status);
     }
     expect(statuses.slice(0, 8)).toEqual(Array(8).fill(101));
