@@ -29,7 +29,7 @@ const routes: {
     name: "POST /token/viewer/renew",
     request: (b, _o, v) =>
       call(api(b, "/token/viewer/renew"), {
-        body: { userId: "v1", stageArn: v.stageArn, participantId: v.participantId },
+        body: { userId: "v1", stageArn: v.stageArn, participantId: v.participantId, token: v.token },
         key: null,
       }),
   },
@@ -51,6 +51,28 @@ describe("IVS refusing CreateParticipantToken", () => {
     data(await call(api(b, "/token/publisher"), { body: { userId: "host" } }));
     await emulator.faults({ rules: [{ operation: "CreateParticipantToken", errorType: "AccessDeniedException" }] });
     expect((await call(api(b, "/token/viewer"), { body: { userId: "v" }, key: null })).status).toBe(502);
+  });
+
+  it("a renewal is proven before IVS is asked: a stranger costs no CreateParticipantToken", async () => {
+    const b = newBroadcastId();
+    data(await call(api(b, "/token/publisher"), { body: { userId: "host" } }));
+    const viewer = data(await call<Grant>(api(b, "/token/viewer"), { body: { userId: "v1" }, key: null }));
+    // Were IVS asked, this would be a 502.
+    await emulator.faults({ rules: [{ operation: "CreateParticipantToken", errorType: "AccessDeniedException" }] });
+    const stranger = await call(api(b, "/token/viewer/renew"), {
+      body: { userId: "v1", stageArn: viewer.stageArn, participantId: viewer.participantId, token: "not-its-token" },
+      key: null,
+    });
+    expect(stranger.status).toBe(403);
+    await emulator.clearFaults();
+    const renewed = data(
+      await call<Grant>(api(b, "/token/viewer/renew"), {
+        body: { userId: "v1", stageArn: viewer.stageArn, participantId: viewer.participantId, token: viewer.token },
+        key: null,
+      }),
+    );
+    // API tokens: IVS names a new participant; the client rejoins with it.
+    expect(renewed.participantId).not.toBe(viewer.participantId);
   });
 
   for (const route of routes) {
