@@ -2,7 +2,7 @@ import { Hono, type Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { secureHeaders } from "hono/secure-headers";
 import { BROADCAST_ID_RULE, DEFAULT_BROADCAST, isBroadcastId } from "../protocol/ids.ts";
-import { ConfigError, loadConfig } from "./config.ts";
+import { ConfigError, loadConfig, type Config } from "./config.ts";
 import { reconcileAll } from "./cron.ts";
 import { ApiError, errorEnvelope } from "./errors.ts";
 import { accessOf } from "./http/auth.ts";
@@ -70,28 +70,17 @@ app.get("/api/openapi.json", (c) => c.json(openApiDocument(new URL(c.req.url).or
 
 // ── WebSockets ───────────────────────────────────────────────────────────────
 
-function broadcastIdOf(c: Context<{ Bindings: Env }>): string {
-  const id = c.req.param("broadcastId") ?? DEFAULT_BROADCAST;
-  if (!isBroadcastId(id)) throw new ApiError("VALIDATION_ERROR", 400, BROADCAST_ID_RULE);
-  return id;
-}
-
-function expectUpgrade(c: Context): void {
-  if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
-    throw new ApiError("VALIDATION_ERROR", 426, "This endpoint speaks WebSocket only.");
-  }
-}
-
 /**
- * `/ws`: the stats channel or, with `type=broadcaster`, the broadcaster channel. The upgrade
- * says what its key opens (x-api-key: admin, viewer, or nothing); a socket without the admin
- * key gets the operator's rights only by redeeming a ticket in its first message. Secrets never
- * ride in the URL: a `ticket` query parameter is refused, so no integrator leaks one into logs.
+ * What every socket upgrade passes before it reaches an object: a valid broadcast id, an
+ * upgrade, the client's rate limit, no secret in the URL (a `ticket` or `apiKey` query
+ * parameter is refused, so no integrator leaks one into logs), and a broadcast that exists.
  */
-async function broadcastSocket(c: Context<{ Bindings: Env }>): Promise<Response> {
+async function openingSocket(c: Context<{ Bindings: Env }>): Promise<{ config: Config; broadcastId: string }> {
   const config = loadConfig(c.env);
-  const broadcastId = broadcastIdOf(c);
-  expectUpgrade(c);
+  const broadcastId = c.req.param("broadcastId") ?? DEFAULT_BROADCAST;
+  if (!isBroadcastId(broadcastId)) throw new ApiError("VALIDATION_ERROR", 400, BROADCAST_ID_RULE);
+  if (c.req.header("Upgrade")?.toLowerCase() !== "websocket")
+    throw new ApiError("VALIDATION_ERROR", 426, "This endpoint speaks WebSocket only.");
   await checkRate(c.env, config, "SOCKET_LIMITER", c.req.header("cf-connecting-ip"));
   if (c.req.query("ticket") !== undefined || c.req.query("apiKey") !== undefined)
     throw new ApiError(
@@ -100,6 +89,16 @@ async function broadcastSocket(c: Context<{ Bindings: Env }>): Promise<Response>
       'Secrets never go in a URL: send the ticket as the socket\'s first message ({"type":"auth","ticket":"..."}), or the key in x-api-key.',
     );
   if (!(await broadcastExists(c.env, broadcastId))) throw broadcastNotFound(broadcastId);
+  return { config, broadcastId };
+}
+
+/**
+ * `/ws`: the stats channel or, with `type=broadcaster`, the broadcaster channel. The upgrade
+ * says what its key opens (x-api-key: admin, viewer, or nothing); a socket without the admin
+ * key gets the operator's rights only by redeeming a ticket in its first message.
+ */
+async function broadcastSocket(c: Context<{ Bindings: Env }>): Promise<Response> {
+  const { config, broadcastId } = await openingSocket(c);
   const channel = c.req.query("type") === "broadcaster" ? "broadcaster" : "stats";
   const access = await accessOf(config, c.req.header("x-api-key"));
   // Set here, whatever the client sent: the object trusts these headers. The key itself goes no further.
@@ -120,11 +119,7 @@ async function broadcastSocket(c: Context<{ Bindings: Env }>): Promise<Response>
  * for a participant the stage admitted; its first message proves it with the participant's token.
  */
 async function viewerSocket(c: Context<{ Bindings: Env }>): Promise<Response> {
-  const config = loadConfig(c.env);
-  const broadcastId = broadcastIdOf(c);
-  expectUpgrade(c);
-  await checkRate(c.env, config, "SOCKET_LIMITER", c.req.header("cf-connecting-ip"));
-  if (!(await broadcastExists(c.env, broadcastId))) throw broadcastNotFound(broadcastId);
+  const { broadcastId } = await openingSocket(c);
   const stageArn = c.req.query("stageArn") ?? "";
   const table = await cachedRoutingTable(c.env, broadcastId);
   if (!table.stages.some((s) => s.arn === stageArn))

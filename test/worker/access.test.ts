@@ -1,15 +1,5 @@
-import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import worker from "../../worker/index.ts";
-import { ADMIN, ORIGIN, api, call, data, newBroadcastId } from "./support.ts";
-
-/** Runs the Worker with some variables changed, as a deployment configured so would. */
-async function fetchWith(vars: Record<string, string>, path: string, init: RequestInit = {}) {
-  const ctx = createExecutionContext();
-  const response = await worker.fetch(new Request(`${ORIGIN}${path}`, init), { ...env, ...vars }, ctx);
-  await waitOnExecutionContext(ctx);
-  return response;
-}
+import { ADMIN, api, call, data, fetchWith, newBroadcastId } from "./support.ts";
 
 describe("rate limiting of the open routes", () => {
   it("answers 429 RATE_LIMITED with Retry-After once one address asks for too many viewer tokens", async () => {

@@ -1,5 +1,6 @@
-import { SELF, env } from "cloudflare:test";
+import { SELF, createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { expect, vi } from "vitest";
+import worker from "../../worker/index.ts";
 import { TEST_ADMIN_KEY } from "../support/test-keys.ts";
 
 /** Helpers for the control-plane tests: a fresh broadcast each, the API as a client calls it. */
@@ -172,4 +173,12 @@ export function closeOf(sock: Socket, timeout = 15_000): Promise<{ code: number;
       resolve({ code: event.code, reason: event.reason });
     });
   });
+}
+
+/** Runs the Worker with some variables changed, as a deployment configured so would. */
+export async function fetchWith(vars: Record<string, string>, path: string, init: RequestInit = {}) {
+  const ctx = createExecutionContext();
+  const response = await worker.fetch(new Request(`${ORIGIN}${path}`, init), { ...env, ...vars }, ctx);
+  await waitOnExecutionContext(ctx);
+  return response;
 }

@@ -1,13 +1,5 @@
-import {
-  createExecutionContext,
-  env,
-  listDurableObjectIds,
-  runDurableObjectAlarm,
-  runInDurableObject,
-  waitOnExecutionContext,
-} from "cloudflare:test";
+import { env, listDurableObjectIds, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import worker from "../../worker/index.ts";
 import { Tickets } from "../../worker/broadcast/tickets.ts";
 import {
   ADMIN,
@@ -18,6 +10,7 @@ import {
   call,
   closeOf,
   data,
+  fetchWith,
   joinAs,
   newBroadcastId,
   socket,
@@ -47,14 +40,6 @@ const list = async (b: string, stageArn: string) =>
       api(b, `/viewer/list/${encodeURIComponent(stageArn)}`),
     ),
   );
-
-/** The Worker with some variables changed, as a deployment configured so would run it. */
-async function fetchWith(vars: Record<string, string>, path: string, init: RequestInit = {}) {
-  const ctx = createExecutionContext();
-  const response = await worker.fetch(new Request(`${ORIGIN}${path}`, init), { ...env, ...vars }, ctx);
-  await waitOnExecutionContext(ctx);
-  return response;
-}
 
 describe("taking a participant's identity", () => {
   it("the open stats channel carries no participant id, user id, stage or replication state", async () => {
@@ -376,6 +361,12 @@ describe("replaying the broadcaster ticket", () => {
       expect(await tickets.redeem(timely.ticket, now + 29_000)).toBe(true);
     });
   });
+
+  it("a broadcaster socket that never redeems a ticket is closed once its time is up", async () => {
+    const { b } = await liveBroadcast();
+    const idle = await socket(api(b, "/ws?type=broadcaster"));
+    expect((await closeOf(idle, 20_000)).code).toBe(4408);
+  }, 30_000);
 
   it("a socket that never redeems a ticket hears nothing the broadcaster hears", async () => {
     const { b } = await liveBroadcast();
