@@ -14,8 +14,12 @@ export const FaultRule = z.object({
   errorType: z.string().min(1),
   status: z.number().int().min(400).max(599).optional(),
   message: z.string().optional(),
-  /** How many calls it answers before it is spent; absent: until cleared. */
+  /** How many calls it answers before it is spent; absent: until cleared (or `forMs` passes). */
   times: z.number().int().min(1).optional(),
+  /** For how long from now it answers (a quota refused for 30 s, deletes failing for a minute). */
+  forMs: z.number().int().min(1).optional(),
+  /** When it stops answering (ms since the epoch); set from `forMs` when the rule is installed. */
+  until: z.number().int().optional(),
 });
 
 export const Faults = z.object({
@@ -23,15 +27,30 @@ export const Faults = z.object({
   errorRate: z.number().min(0).max(1).default(0),
   /** The error a random failure answers with. */
   errorType: z.string().default("InternalServerException"),
+  /** A fraction of calls (0..1) that stall for `spikeMs` first: the latency spikes of a congested region. */
+  spikeRate: z.number().min(0).max(1).default(0),
+  spikeMs: z.number().min(0).max(60_000).default(2_000),
   rules: z.array(FaultRule).default([]),
 });
 export type Faults = z.infer<typeof Faults>;
 
 export const noFaults = (): Faults => Faults.parse({});
 
+/** Faults as installed now: a rule given `forMs` answers until that long from `now`. */
+export function installFaults(input: unknown, now = Date.now()): ReturnType<typeof Faults.safeParse> {
+  const parsed = Faults.safeParse(input);
+  if (parsed.success)
+    for (const rule of parsed.data.rules)
+      if (rule.forMs !== undefined && rule.until === undefined) rule.until = now + rule.forMs;
+  return parsed;
+}
+
 /** Waits for the configured latency, then throws the injected error, if any, for this call. */
 export async function applyFaults(faults: Faults, operation: string, random = Math.random): Promise<void> {
-  if (faults.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, faults.latencyMs));
+  const stall = faults.latencyMs + (faults.spikeRate > 0 && random() < faults.spikeRate ? faults.spikeMs : 0);
+  if (stall > 0) await new Promise((resolve) => setTimeout(resolve, stall));
+  const now = Date.now();
+  faults.rules = faults.rules.filter((rule) => rule.until === undefined || rule.until > now);
   const index = faults.rules.findIndex((rule) => rule.operation === "*" || rule.operation === operation);
   if (index >= 0) {
     const rule = faults.rules[index]!;
@@ -73,14 +92,27 @@ export class RateLimiter {
   }
 }
 
-/** The rate quotas IVS Real-Time documents (not adjustable), for a realistic run. */
+/**
+ * The rate quotas IVS Real-Time documents, per operation and per account, not adjustable
+ * (RealTimeUserGuide/service-quotas, "API Call Rate Quotas"): 50 TPS for CreateParticipantToken,
+ * 5 TPS for every other stage operation, 10 TPS for the tag operations.
+ */
 export const awsRateQuotas: Record<string, number> = {
   CreateParticipantToken: 50,
   CreateStage: 5,
   DeleteStage: 5,
+  DisconnectParticipant: 5,
+  GetParticipant: 5,
   GetStage: 5,
-  ListStages: 5,
+  GetStageSession: 5,
+  ListParticipantEvents: 5,
   ListParticipants: 5,
+  ListStageSessions: 5,
+  ListStages: 5,
+  UpdateStage: 5,
+  TagResource: 10,
+  UntagResource: 10,
+  ListTagsForResource: 10,
   ImportPublicKey: 3,
   GetPublicKey: 3,
   ListPublicKeys: 3,

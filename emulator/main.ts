@@ -14,6 +14,8 @@ const { values } = parseArgs({
     state: { type: "string" },
     latency: { type: "string" },
     "error-rate": { type: "string" },
+    "spike-rate": { type: "string" },
+    "spike-ms": { type: "string" },
     fail: { type: "string", multiple: true },
     "aws-rate-limits": { type: "boolean", default: false },
     "subscribers-per-stage": { type: "string" },
@@ -31,6 +33,8 @@ if (values.help) {
   --state FILE               keep state in FILE across restarts
   --latency MS               add MS of latency to every operation
   --error-rate P             fail a fraction P (0..1) of operations with InternalServerException
+  --spike-rate P             stall a fraction P (0..1) of operations for --spike-ms first
+  --spike-ms MS              the length of a latency spike (default 2000)
   --fail Op=ErrorType        always answer ErrorType for operation Op (repeatable)
   --aws-rate-limits          enforce the documented IVS TPS quotas (429 beyond them)
   --subscribers-per-stage N  subscriber quota per stage (default 10000)
@@ -66,6 +70,8 @@ const emulator = await startEmulator({
   faults: {
     latencyMs: number(values.latency, "latency") ?? 0,
     errorRate: number(values["error-rate"], "error-rate") ?? 0,
+    spikeRate: number(values["spike-rate"], "spike-rate") ?? 0,
+    spikeMs: number(values["spike-ms"], "spike-ms") ?? 2_000,
     rules,
   },
   rateLimits: values["aws-rate-limits"] ? "aws" : undefined,

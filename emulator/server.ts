@@ -5,7 +5,8 @@ import type { AddressInfo } from "node:net";
 import { WebSocketServer } from "ws";
 import { z } from "zod";
 import { AwsError, isModelledError } from "./errors.ts";
-import { Faults, RateLimiter, applyFaults, awsRateQuotas, noFaults } from "./faults.ts";
+import { Faults, RateLimiter, applyFaults, awsRateQuotas, installFaults, noFaults } from "./faults.ts";
+import { Metrics } from "./metrics.ts";
 import { describeIssues, inputs, isOperation, type OperationName } from "./schemas.ts";
 import { IvsService, defaultQuotas, type Connection, type Quotas } from "./service.ts";
 import { type Credentials, verifySigV4 } from "./sigv4.ts";
@@ -77,7 +78,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     }, 100);
   };
 
-  let faults: Faults = Faults.parse(options.faults ?? {});
+  let faults: Faults = installFaults(options.faults ?? {}).data ?? noFaults();
+  const metrics = new Metrics();
   const rateLimiter = new RateLimiter(options.rateLimits === "aws" ? awsRateQuotas : options.rateLimits);
   const quotas: Quotas = { ...defaultQuotas, ...definedOnly(options.quotas) };
   // The public URL is known once the port is; the service reads it when it creates a stage.
@@ -134,14 +136,22 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       if (!parsed.success) throw new AwsError("ValidationException", 400, describeIssues(parsed.error));
       const output = await service.call(operation, parsed.data as never);
       log(`${operation} 200 ${Date.now() - started}ms`);
+      metrics.record(operation, 200);
+      if (operation === "CreateStage") {
+        const stage = (output as { stage: { arn: string; tags?: Record<string, string> } }).stage;
+        metrics.stageCreated(stage.arn, stage.tags ?? {});
+      }
+      if (operation === "DeleteStage") metrics.stageDeleted((parsed.data as { arn: string }).arn);
       c.header("x-amzn-RequestId", randomUUID());
       return c.json(output);
     } catch (error) {
       if (error instanceof AwsError) {
         log(`${operation} ${error.status} ${error.type} ${Date.now() - started}ms`);
+        metrics.record(operation, error.status);
         return awsError(c, error);
       }
       log(`${operation} 500 ${(error as Error).message}`);
+      metrics.record(operation, 500);
       return awsError(c, new AwsError("InternalServerException", 500, "Internal error in the emulator."));
     }
   }
@@ -152,8 +162,13 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     c.json({ stages: state.stages, publicKeys: state.publicKeys, replications: state.replications }),
   );
   app.get("/_emulator/faults", (c) => c.json(faults));
+  app.get("/_emulator/metrics", (c) => c.json(metrics.view()));
+  app.delete("/_emulator/metrics", (c) => {
+    metrics.reset();
+    return c.json({ ok: true });
+  });
   app.put("/_emulator/faults", async (c) => {
-    const parsed = Faults.safeParse(await c.req.json().catch(() => undefined));
+    const parsed = installFaults(await c.req.json().catch(() => undefined));
     if (!parsed.success) return c.json({ error: z.prettifyError(parsed.error) }, 400);
     faults = parsed.data;
     return c.json(faults);
@@ -177,7 +192,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   app.post("/_emulator/reset", (c) => {
     Object.assign(state, emptyState(), { signingKey: state.signingKey });
     Object.assign(quotas, defaultQuotas, definedOnly(options.quotas));
-    faults = Faults.parse(options.faults ?? {});
+    faults = installFaults(options.faults ?? {}).data ?? noFaults();
+    metrics.reset();
     persist();
     return c.json({ ok: true });
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { applyFaults, Faults, RateLimiter } from "../../emulator/faults.ts";
+import { applyFaults, awsRateQuotas, Faults, installFaults, RateLimiter } from "../../emulator/faults.ts";
 import { AwsError } from "../../emulator/errors.ts";
 import { control, signedCall, useEmulator } from "../support/emulator.ts";
 
@@ -43,6 +43,36 @@ describe("fault injection", () => {
     await control(ctx.url, "rate-limits", "PUT", {});
   });
 
+  it("answers a timed rule only for its time: a quota refused for a while, then served", async () => {
+    await control(ctx.url, "faults", "PUT", {
+      rules: [{ operation: "CreateStage", errorType: "ServiceQuotaExceededException", forMs: 300 }],
+    });
+    expect((await signedCall(ctx.url, "CreateStage", {})).status).toBe(402);
+    expect((await signedCall(ctx.url, "CreateStage", {})).status).toBe(402);
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    expect((await signedCall(ctx.url, "CreateStage", {})).status).toBe(200);
+  });
+
+  it("reports every call per operation (throttled ones too) and every stage it created, with its tags", async () => {
+    await control(ctx.url, "metrics", "DELETE");
+    await control(ctx.url, "rate-limits", "PUT", { GetStage: 1 });
+    const { json } = await signedCall(ctx.url, "CreateStage", { tags: { "fanout:request": "r1" } });
+    const arn = (json as { stage: { arn: string } }).stage.arn;
+    for (let i = 0; i < 3; i++) await signedCall(ctx.url, "GetStage", { arn });
+    await signedCall(ctx.url, "DeleteStage", { arn });
+    await control(ctx.url, "rate-limits", "PUT", {});
+    const metrics = (await control(ctx.url, "metrics", "GET")) as {
+      operations: Record<string, { calls: number; throttled: number; peakPerSecond: number }>;
+      stages: { arn: string; tags: Record<string, string>; deletedAt: string | null }[];
+    };
+    expect(metrics.operations.GetStage).toMatchObject({ calls: 3 });
+    expect(metrics.operations.GetStage!.throttled).toBeGreaterThanOrEqual(1);
+    expect(metrics.operations.GetStage!.peakPerSecond).toBeGreaterThanOrEqual(2);
+    expect(metrics.stages).toEqual([
+      expect.objectContaining({ arn, tags: { "fanout:request": "r1" }, deletedAt: expect.any(String) }),
+    ]);
+  });
+
   it("refuses a malformed fault setting with a 400", async () => {
     const response = await fetch(`${ctx.url}/_emulator/faults`, { method: "PUT", body: '{"errorRate": 7}' });
     expect(response.status).toBe(400);
@@ -54,6 +84,38 @@ describe("fault rules, without a server", () => {
     const faults = Faults.parse({ errorRate: 0.5 });
     await expect(applyFaults(faults, "GetStage", () => 0.49)).rejects.toBeInstanceOf(AwsError);
     await expect(applyFaults(faults, "GetStage", () => 0.5)).resolves.toBeUndefined();
+  });
+
+  it("a latency spike stalls the drawn calls by spikeMs", async () => {
+    const faults = Faults.parse({ spikeRate: 0.5, spikeMs: 120 });
+    let started = performance.now();
+    await applyFaults(faults, "GetStage", () => 0.1);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(110);
+    started = performance.now();
+    await applyFaults(faults, "GetStage", () => 0.9);
+    expect(performance.now() - started).toBeLessThan(110);
+  });
+
+  it("a rule given forMs expires that long after it is installed", async () => {
+    const faults = installFaults(
+      { rules: [{ operation: "DeleteStage", errorType: "InternalServerException", forMs: 60_000 }] },
+      Date.now() - 61_000,
+    ).data!;
+    await expect(applyFaults(faults, "DeleteStage")).resolves.toBeUndefined();
+    expect(faults.rules).toEqual([]);
+  });
+
+  it("the AWS rate quotas are per operation: 50 TPS for tokens, 5 for every other stage operation", () => {
+    expect(awsRateQuotas).toMatchObject({
+      CreateParticipantToken: 50,
+      CreateStage: 5,
+      DeleteStage: 5,
+      GetStage: 5,
+      ListStages: 5,
+      ListParticipants: 5,
+      DisconnectParticipant: 5,
+      ListStageSessions: 5,
+    });
   });
 
   it("a rate limit counts per second and per operation", () => {
