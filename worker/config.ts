@@ -71,6 +71,11 @@ const Schema = z.object({
   RATE_LIMITING: z.enum(["on", "off"]).default("on"),
   // Below the 32,768 WebSockets a Durable Object can hibernate with.
   SOCKETS_PER_BROADCAST: z.coerce.number().int().min(1).max(32_000).default(10_000),
+  // IVS allows 5; a little less leaves room for the operator's own calls (console, CLI).
+  IVS_CONTROL_TPS: z.coerce.number().gt(0).max(5).default(4),
+  PRICE_PER_PARTICIPANT_HOUR: optionalSecret
+    .transform((v) => (v === undefined ? undefined : Number(v)))
+    .pipe(z.number("must be a number").min(0, "must be a price of 0 or more (USD per participant-hour)").optional()),
 });
 
 export interface Config {
@@ -83,6 +88,8 @@ export interface Config {
     sessionToken?: string;
     timeoutMs: number;
     maxRetries: number;
+    /** Requests a second for each operation IVS limits to 5 TPS per account. */
+    controlTps: number;
   };
   adminKey: string;
   viewerKey?: string;
@@ -103,6 +110,8 @@ export interface Config {
   retentionMs: number;
   rateLimiting: boolean;
   limits: { socketsPerBroadcast: number };
+  /** USD per participant-hour, for the dashboard's estimate; absent: hours only. */
+  pricePerParticipantHour?: number;
 }
 
 const cache = new WeakMap<object, Config>();
@@ -134,6 +143,7 @@ export function loadConfig(env: object): Config {
       sessionToken: v.AWS_SESSION_TOKEN,
       timeoutMs: v.IVS_TIMEOUT_MS,
       maxRetries: v.IVS_MAX_RETRIES,
+      controlTps: v.IVS_CONTROL_TPS,
     },
     adminKey: v.ADMIN_KEY,
     viewerKey: v.VIEWER_KEY,
@@ -160,6 +170,7 @@ export function loadConfig(env: object): Config {
     retentionMs: v.RETENTION_DAYS * 86_400_000,
     rateLimiting: v.RATE_LIMITING === "on",
     limits: { socketsPerBroadcast: v.SOCKETS_PER_BROADCAST },
+    pricePerParticipantHour: v.PRICE_PER_PARTICIPANT_HOUR,
   };
   cache.set(env, config);
   return config;

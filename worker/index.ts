@@ -12,6 +12,7 @@ import { apiRoutes, openApiDocument } from "./http/api.ts";
 import { deployment, health } from "./http/deployment.ts";
 import { cachedRoutingTable } from "./join/routing-cache.ts";
 
+export { AccountBudget } from "./account/budget.ts";
 export { Broadcast } from "./broadcast/broadcast.ts";
 export { Directory } from "./directory/directory.ts";
 export { StageShard } from "./shard/stage-shard.ts";

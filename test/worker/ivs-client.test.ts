@@ -128,6 +128,35 @@ describe("the IVS client", () => {
     expect(error).toMatchObject({ kind: "network", status: 0, retryable: true });
   });
 
+  it("does not repeat a CreateStage that failed at the server or timed out: it may have created the stage", async () => {
+    // One failure only: a retry would have succeeded, so an error here proves there was none.
+    await setFaults({ rules: [{ operation: "CreateStage", errorType: "InternalServerException", times: 1 }] });
+    await expect(client({ maxRetries: 3 }).createStage()).rejects.toMatchObject({ kind: "server" });
+  });
+
+  it("retries a throttled CreateStage: a 429 means IVS did not run it", async () => {
+    await setFaults({ rules: [{ operation: "CreateStage", errorType: "ThrottlingException", times: 1 }] });
+    const { stage } = await client({ maxRetries: 1, throttleRetryBaseMs: 10 }).createStage();
+    await client().deleteStage(stage.arn);
+  });
+
+  it("asks the account's budget before every attempt of a 5-TPS operation, and only of those", async () => {
+    const paced: string[] = [];
+    const ivs = client({ maxRetries: 1, pace: async (operation) => void paced.push(operation) });
+    await setFaults({ rules: [{ operation: "ListStages", errorType: "InternalServerException", times: 1 }] });
+    await ivs.listStages();
+    await ivs.listPublicKeys();
+    expect(paced).toEqual(["ListStages", "ListStages"]);
+  });
+
+  it("finds a stage by its tag across every page of ListStages", async () => {
+    const ivs = client();
+    const request = `request-${Date.now()}`;
+    const { stage } = await ivs.createStage({ tags: { "fanout:request": request } });
+    expect((await ivs.stagesTagged("fanout:request", request)).map((s) => s.arn)).toEqual([stage.arn]);
+    await ivs.deleteStage(stage.arn);
+  });
+
   it("creates stages with the tags it is given", async () => {
     const ivs = client();
     const { stage } = await ivs.createStage({ name: "tagged", tags: { "fanout:broadcast": "main" } });

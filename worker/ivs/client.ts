@@ -35,7 +35,31 @@ export interface IvsClientOptions {
   /** Retries after the first attempt, for retryable failures only. */
   maxRetries?: number;
   retryBaseMs?: number;
+  /**
+   * Throttling (429) is retried no sooner than half of this, doubling: IVS counts its
+   * 5 TPS quotas per second, so a retry 100 ms later only meets the same full second.
+   */
+  throttleRetryBaseMs?: number;
+  /**
+   * Called before every attempt of an operation IVS limits to 5 TPS per account
+   * (PACED_OPERATIONS): the account's budget (worker/account/pacer.ts) makes it wait its turn.
+   */
+  pace?: (operation: string) => Promise<void>;
 }
+
+/**
+ * The operations Fanout calls that IVS limits to 5 requests a second per account
+ * (RealTimeUserGuide, "Service Quotas"; not adjustable), shared by every object of a deployment.
+ */
+export const PACED_OPERATIONS: ReadonlySet<string> = new Set([
+  "CreateStage",
+  "DeleteStage",
+  "GetStage",
+  "ListStages",
+  "ListParticipants",
+  "ListStageSessions",
+  "DisconnectParticipant",
+]);
 
 export class IvsClient {
   readonly #aws: AwsClient;
@@ -43,6 +67,8 @@ export class IvsClient {
   readonly #timeoutMs: number;
   readonly #maxRetries: number;
   readonly #retryBaseMs: number;
+  readonly #throttleRetryBaseMs: number;
+  readonly #pace: ((operation: string) => Promise<void>) | undefined;
 
   constructor(options: IvsClientOptions) {
     this.#aws = new AwsClient({
@@ -58,12 +84,19 @@ export class IvsClient {
     this.#timeoutMs = options.timeoutMs ?? 5_000;
     this.#maxRetries = options.maxRetries ?? 3;
     this.#retryBaseMs = options.retryBaseMs ?? 100;
+    this.#throttleRetryBaseMs = options.throttleRetryBaseMs ?? 1_000;
+    this.#pace = options.pace;
   }
 
   // ── stages ───────────────────────────────────────────────────────────────
 
+  /**
+   * Not idempotent: IVS takes no client token, so a call that timed out or failed at the server
+   * may still have created the stage. Only throttling (the call was not run) is retried here; the
+   * caller tags the stage with a request id and looks for it before it creates again (pool.ts).
+   */
   createStage(input: { name?: string; tags?: Tags } = {}): Promise<{ stage: Stage }> {
-    return this.#call("CreateStage", input);
+    return this.#call("CreateStage", input, { idempotent: false });
   }
 
   getStage(arn: string): Promise<{ stage: Stage }> {
@@ -84,6 +117,11 @@ export class IvsClient {
       (nextToken) => this.listStages({ nextToken, maxResults: 100 }),
       (p) => p.stages,
     );
+  }
+
+  /** The account's stages carrying tag `key` with `value` (ListStages returns tags; there is no filter). */
+  async stagesTagged(key: string, value: string): Promise<StageSummary[]> {
+    return (await this.listAllStages()).filter((s) => s.tags?.[key] === value);
   }
 
   // ── participants ─────────────────────────────────────────────────────────
@@ -179,13 +217,22 @@ export class IvsClient {
     return all;
   }
 
-  async #call<T>(operation: string, input: object): Promise<T> {
+  async #call<T>(operation: string, input: object, options: { idempotent?: boolean } = {}): Promise<T> {
+    const idempotent = options.idempotent ?? true;
     for (let attempt = 0; ; attempt++) {
       try {
+        // A turn refused by the budget is an IvsError of kind "throttled": backed off like a 429.
+        if (this.#pace && PACED_OPERATIONS.has(operation)) await this.#pace(operation);
         return await this.#attempt<T>(operation, input);
       } catch (error) {
         if (!(error instanceof IvsError) || !error.retryable || attempt >= this.#maxRetries) throw error;
-        await new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt, { baseMs: this.#retryBaseMs })));
+        const throttled = error.kind === "throttled";
+        // A call that may have been carried out is not repeated blindly.
+        if (!idempotent && !throttled) throw error;
+        const wait = throttled
+          ? backoffDelay(attempt, { baseMs: this.#throttleRetryBaseMs, capMs: 8_000, jitter: "equal" })
+          : backoffDelay(attempt, { baseMs: this.#retryBaseMs });
+        await new Promise((resolve) => setTimeout(resolve, wait));
       }
     }
   }
@@ -198,22 +245,23 @@ export class IvsClient {
       headers: { "content-type": "application/json" },
       body,
     });
+    // One deadline for the whole exchange, the body included, and a timer cleared as soon as it
+    // is over (AbortSignal.timeout() keeps the request context alive for its full length).
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), this.#timeoutMs);
     let response: Response;
+    let text: string;
     try {
       // The body goes as the string it was signed from, not as the signed Request's stream.
-      response = await fetch(signed.url, {
-        method: "POST",
-        headers: signed.headers,
-        body,
-        signal: AbortSignal.timeout(this.#timeoutMs),
-      });
+      response = await fetch(signed.url, { method: "POST", headers: signed.headers, body, signal: controller.signal });
+      text = await response.text();
     } catch (error) {
-      const timedOut = error instanceof DOMException && (error.name === "TimeoutError" || error.name === "AbortError");
-      throw timedOut
+      throw controller.signal.aborted
         ? new IvsError(operation, "TimeoutError", 0, `no answer within ${this.#timeoutMs} ms`, { cause: error })
         : new IvsError(operation, "NetworkError", 0, (error as Error).message, { cause: error });
+    } finally {
+      clearTimeout(timer);
     }
-    const text = await response.text();
     if (response.ok) return (text ? JSON.parse(text) : {}) as T;
     let failure: { exceptionMessage?: string; message?: string; Message?: string; __type?: string } = {};
     try {

@@ -9,12 +9,28 @@ export const TAG = {
   broadcast: "fanout:broadcast",
   role: "fanout:role",
   creator: "fanout:creator",
+  /**
+   * A random id per CreateStage request. IVS takes no client token, so a call that timed out
+   * may have created the stage: Fanout looks for this tag before it creates again, and a
+   * restarted object finds what its unfinished request made (pool.ts).
+   */
+  request: "fanout:request",
 } as const;
 
 export type StageRole = "origin" | "edge";
 
-export function fanoutTags(input: { broadcastId: string; role: StageRole; deployment: string }): Tags {
-  return { [TAG.broadcast]: input.broadcastId, [TAG.role]: input.role, [TAG.creator]: input.deployment };
+export function fanoutTags(input: {
+  broadcastId: string;
+  role: StageRole;
+  deployment: string;
+  request?: string;
+}): Tags {
+  return {
+    [TAG.broadcast]: input.broadcastId,
+    [TAG.role]: input.role,
+    [TAG.creator]: input.deployment,
+    ...(input.request && { [TAG.request]: input.request }),
+  };
 }
 
 /** The Fanout identity of a stage, or undefined for a stage Fanout did not create (or another deployment did). */
