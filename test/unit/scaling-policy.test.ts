@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { decideScaling, type ScalingSettings, type StageLoad } from "../../worker/scaling/policy.ts";
 
@@ -110,10 +111,36 @@ describe("the scaling policy", () => {
     expect(decision).toEqual({ create: 0, revive: [], drain: [], delete: ["origin", "a", "d"] });
   });
 
-  it("provisions for the viewers arriving over the lead time, not only those already in (flash crowds)", () => {
-    // 50 viewers in, arriving at 20 a second: 250 expected within 10 s, which needs 4 stages of 80.
-    expect(decide([origin(50, { joinRate: 20 })]).create).toBe(3);
+  it("provisions for the viewers arriving over the lead time, one spare stage ahead of the audience (flash crowds)", () => {
+    // 50 viewers in, arriving at 20 a second: a spare stage now, before the crowd is in.
+    expect(decide([origin(50, { joinRate: 20 })]).create).toBe(1);
     expect(decide([origin(50, { joinRate: 0 })]).create).toBe(0);
+  });
+
+  it("never wants more than the stages the audience needs plus one spare, whatever the join rate", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ viewers: fc.nat(200), joinRate: fc.nat(5_000) }), { minLength: 1, maxLength: 12 }),
+        fc.integer({ min: 1, max: 300 }),
+        (loads, capacity) => {
+          const stages = loads.map((l, i) => (i === 0 ? origin(l.viewers, l) : stage(`s${i}`, l.viewers, l)));
+          const s = { ...settings, capacity, maxStages: 1000 };
+          const d = decideScaling({ now: NOW, live: true, stages }, s);
+          const audience = loads.reduce((sum, l) => sum + l.viewers, 0);
+          const needed = Math.max(1, Math.ceil(audience / (capacity * s.scaleUpAt)));
+          expect(stages.length + d.create + d.revive.length - d.drain.length).toBeLessThanOrEqual(
+            Math.max(stages.length, needed + 1),
+          );
+        },
+      ),
+      { seed: 20261122, numRuns: 500 },
+    );
+  });
+
+  it("after a crowd the pool is what the audience needs plus one: 1,500 viewers at 150 a second on stages of 500", () => {
+    expect(simulateCrowd({ viewers: 1_500, perSecond: 150, capacity: 500 })).toBeLessThanOrEqual(4 + 1);
+    // 3 viewers on stages of 2: 2 stages needed at 80 %, one spare.
+    expect(simulateCrowd({ viewers: 3, perSecond: 3, capacity: 2 })).toBeLessThanOrEqual(2 + 1);
   });
 
   it("does not drain while viewers are still arriving", () => {
@@ -121,3 +148,30 @@ describe("the scaling policy", () => {
     expect(decide([origin(10, { joinRate: 0 }), stage("a", 0)]).drain).toEqual(["a"]);
   });
 });
+
+/**
+ * A crowd arriving at `perSecond`, the policy run every second (as the load reports do) and its
+ * decision carried out at once, viewers filling the emptiest ready stage: the stages at the end.
+ */
+function simulateCrowd(crowd: { viewers: number; perSecond: number; capacity: number }): number {
+  const s = { ...settings, capacity: crowd.capacity, maxStages: 100, warmupMs: 0 };
+  let stages: StageLoad[] = [origin(0)];
+  let arrived = 0;
+  for (let second = 0; second < 120; second++) {
+    const now = NOW + second * 1000;
+    const arriving = Math.min(crowd.perSecond, crowd.viewers - arrived);
+    for (let i = 0; i < arriving; i++) {
+      const target = stages
+        .filter((x) => x.state === "ready" && x.viewers < crowd.capacity)
+        .sort((a, b) => a.viewers - b.viewers)[0];
+      if (target) target.viewers++;
+    }
+    arrived += arriving;
+    stages = stages.map((x) => ({ ...x, joinRate: arriving }));
+    const d = decideScaling({ now, live: true, stages }, s);
+    for (let i = 0; i < d.create; i++) stages.push(stage(`e${second}-${i}`, 0, { createdAt: now }));
+    stages = stages.filter((x) => !d.delete.includes(x.arn));
+    for (const x of stages) if (d.drain.includes(x.arn)) Object.assign(x, { state: "draining", drainingSince: now });
+  }
+  return stages.length;
+}

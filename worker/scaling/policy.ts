@@ -15,6 +15,11 @@
  * - Demand is the audience plus the viewers expected over the next
  *   `leadSeconds` at the current join rate: a new stage takes a report and a
  *   CreateStage call to appear, and a flash crowd must not outrun that.
+ * - Bounded: never more than the stages the audience needs (at `scaleUpAt`)
+ *   plus one spare. The lead and the "one ready stage with room" rule only ever
+ *   add that spare; as the crowd arrives and fills it, the next report asks for
+ *   the next one. A join rate is a forecast; the audience is a fact, and every
+ *   stage bought on a forecast costs money and quota whether or not the crowd comes.
  */
 
 import type { StageState } from "../../protocol/api.ts";
@@ -76,14 +81,15 @@ export function decideScaling(input: ScalingInput, settings: ScalingSettings): S
   const demand = audience + arriving * settings.leadSeconds;
 
   const seatsAtScaleUp = settings.capacity * settings.scaleUpAt;
-  let wanted = Math.max(1, Math.ceil(demand / seatsAtScaleUp));
+  const needed = Math.max(1, Math.ceil(audience / seatsAtScaleUp));
+  let wanted = Math.max(needed, Math.ceil(demand / seatsAtScaleUp));
   // However the audience is spread, one ready stage must still have room below the threshold.
   const ready = active.filter((s) => s.state === "ready");
   const creating = active.length - ready.length;
   if (ready.length > 0 && creating === 0 && ready.every((s) => s.viewers >= seatsAtScaleUp)) {
     wanted = Math.max(wanted, active.length + 1);
   }
-  wanted = Math.min(wanted, settings.maxStages);
+  wanted = Math.min(wanted, needed + 1, settings.maxStages);
 
   if (wanted > active.length) {
     let missing = wanted - active.length;
