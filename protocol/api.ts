@@ -83,6 +83,33 @@ export const PublisherStatsSchema = z.object({
 });
 export type PublisherStats = z.infer<typeof PublisherStatsSchema>;
 
+/**
+ * What the broadcast has cost so far: IVS bills every participant connected to a stage by the
+ * hour (viewers, the publisher in each stage it publishes into, and each replica of it).
+ */
+export const UsageSchema = z.object({
+  participantHours: z.object({
+    viewers: z.number(),
+    publisher: z.number(),
+    replicas: z.number(),
+    total: z.number(),
+  }),
+  /** PRICE_PER_PARTICIPANT_HOUR, USD; null when not configured. */
+  pricePerParticipantHour: z.number().nullable(),
+  /** USD; null without a price. */
+  estimatedCost: z.number().nullable(),
+  stages: z.object({ now: z.number().int(), peak: z.number().int() }),
+});
+export type Usage = z.infer<typeof UsageSchema>;
+
+/** What an operator must see: the things that cost money or capacity until someone acts or IVS recovers. */
+export const WarningSchema = z.object({
+  code: z.enum(["STAGE_QUOTA", "IVS_THROTTLING", "STAGE_CREATE_FAILING", "DELETE_FAILING", "UNKNOWN_STAGES"]),
+  message: z.string(),
+  since: z.string().nullable(),
+});
+export type Warning = z.infer<typeof WarningSchema>;
+
 /** `GET /api/stats` and the stats socket's `stats_update` (the integrator contract's fields first). */
 export const StatsSchema = z.object({
   totalViewers: z.number().int(),
@@ -94,6 +121,8 @@ export const StatsSchema = z.object({
   endedAt: z.string().nullable(),
   broadcastId: z.string(),
   status: z.enum(["idle", "live", "ended"]),
+  usage: UsageSchema,
+  warnings: z.array(WarningSchema),
 });
 export type Stats = z.infer<typeof StatsSchema>;
 
@@ -132,12 +161,16 @@ export const EventTypeSchema = z.enum([
   "publishing_seen_at_ivs",
   "stage_created",
   "stage_create_failed",
+  "stage_create_refused",
   "stage_draining",
   "stage_revived",
   "stage_deleted",
   "stage_delete_failed",
   "stage_vanished",
+  "orphan_found",
   "orphan_deleted",
+  "placeholder_resolved",
+  "history_expired",
   "replication_started",
   "replication_stopped",
   "replication_failed",

@@ -99,7 +99,8 @@ describe("durability", () => {
     const after = data(await call<{ stages: { stageArn: string }[] }>(api(b, "/stage/list"))).stages.map(
       (s) => s.stageArn,
     );
-    expect(after).toEqual(before);
+    // Nothing lost (the pool may have grown its spare meanwhile).
+    expect(after).toEqual(expect.arrayContaining(before));
     expect(
       data(await call<{ publisher: { participantId: string } }>(api(b, "/stats/publisher"))).publisher.participantId,
     ).toBe(grant.participantId);

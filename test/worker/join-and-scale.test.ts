@@ -23,7 +23,13 @@ describe("the origin stage", () => {
     const stages = await stagesOf(b);
     expect(stages).toEqual([expect.objectContaining({ stageArn: grant.stageArn, role: "origin", state: "ready" })]);
     expect((await emulator.stagesOf(b)).map((s) => s.tags)).toEqual([
-      { "fanout:broadcast": b, "fanout:role": "origin", "fanout:creator": "fanout" },
+      // The request tag makes CreateStage safe to retry (pool.ts): a stage a timed-out call made is found by it.
+      {
+        "fanout:broadcast": b,
+        "fanout:role": "origin",
+        "fanout:creator": "fanout",
+        "fanout:request": expect.any(String),
+      },
     ]);
   });
 
@@ -85,14 +91,15 @@ describe("the pool grows with the audience", () => {
 
     const publisher = await connectPublisher(grant.token);
     await publisher.publish();
-    await waitFor(async () => {
-      const now = await stagesOf(b);
-      expect(now.filter((s) => s.role === "edge").every((s) => s.replication === "active")).toBe(true);
+    const edgesNow = await waitFor(async () => {
+      const now = (await stagesOf(b)).filter((s) => s.role === "edge");
+      expect(now.every((s) => s.replication === "active")).toBe(true);
+      return now;
     }, 20_000);
     const replicas = (await emulator.state()).replications.filter(
       (r) => r.participantId === grant.participantId && r.replicationState === "ACTIVE",
     );
-    expect(new Set(replicas.map((r) => r.destinationStageArn))).toEqual(new Set(edges.map((s) => s.stageArn)));
+    expect(new Set(replicas.map((r) => r.destinationStageArn))).toEqual(new Set(edgesNow.map((s) => s.stageArn)));
     publisher.close();
     await call(api(b, "/broadcast/end"), { body: {} });
   });

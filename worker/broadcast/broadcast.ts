@@ -22,6 +22,7 @@ import { reconcile, type ReconcileInput, type ReconcileOutcome } from "./reconci
 import { Registry } from "./registry.ts";
 import { Replication } from "./replication.ts";
 import { Tickets } from "./tickets.ts";
+import { accrue } from "./usage.ts";
 import { Views } from "./views.ts";
 
 /**
@@ -38,8 +39,20 @@ import { Views } from "./views.ts";
  * maps a failure to its response in one place.
  */
 
-/** The alarm's period while live (or while stages are left to delete). */
+/** The alarm's period while live. */
 const TICK_MS = 5_000;
+/**
+ * Set at the start of every tick, before any IVS call: if the tick fails or the object is
+ * restarted in the middle of it, the alarm still comes back (workerd gives up on a failing
+ * alarm after a few retries, and a deletion must never depend on that).
+ */
+const SAFETY_WAKE_MS = 30_000;
+/** A placeholder whose request's fate is unknown is looked for at IVS no more often than this. */
+const PLACEHOLDER_RETRY_MS = 10_000;
+/** An ended broadcast wakes for its retention no more often than this. */
+const RETENTION_WAKE_MIN_MS = 60_000;
+/** How long `end` deletes stages before it answers; the rest is deleted by the alarm (and `end` again resumes it). */
+const END_DELETES_MS = 5_000;
 
 export class Broadcast extends DurableObject<Env> {
   readonly #registry: Registry;
@@ -82,7 +95,14 @@ export class Broadcast extends DurableObject<Env> {
   // ── the join path (cached per isolate) and the shards ────────────────────
 
   routingTable(): RoutingTable {
-    return this.#views.routingTable();
+    const table = this.#views.routingTable();
+    const now = Date.now();
+    const blockedUntil = this.#pool.creationBlocked(now);
+    return {
+      ...table,
+      canGrow: table.canGrow && blockedUntil === undefined,
+      ...(blockedUntil !== undefined && { growBlockedForSeconds: Math.ceil((blockedUntil - now) / 1000) }),
+    };
   }
 
   /** A join found every stage full: scale now rather than at the next report. */
@@ -97,6 +117,7 @@ export class Broadcast extends DurableObject<Env> {
 
   async reportLoad(report: LoadReport): Promise<LoadReply> {
     const now = Date.now();
+    accrue(this.#context, now);
     if (report.ended.length > 0) this.#registry.recordSessions(report.stageArn, report.ended);
     if (this.#registry.stage(report.stageArn))
       this.#registry.updateStage(report.stageArn, {
@@ -124,6 +145,7 @@ export class Broadcast extends DurableObject<Env> {
   }
 
   setPublishState(input: { stageArn: string; state: PublishState }): Promise<Result<void>> {
+    accrue(this.#context, Date.now());
     return resultOf(() => this.#publisher.setPublishState(input));
   }
 
@@ -131,15 +153,26 @@ export class Broadcast extends DurableObject<Env> {
     return this.#views.publisherInfo();
   }
 
-  /** Ends the broadcast: viewers are told, and every stage Fanout created is deleted. */
-  end(): Promise<Result<{ deleted: string[] }>> {
+  /**
+   * Ends the broadcast: viewers are told, and every stage Fanout created is deleted. Idempotent:
+   * called again, it resumes the deletions that are left. Every stage is queued for deletion and
+   * the alarm armed before the first IVS call, so a failure or a restart from there on is resumed
+   * by the alarm; `pending` lists what IVS has not confirmed deleted yet.
+   */
+  end(): Promise<Result<{ deleted: string[]; pending: string[] }>> {
     return resultOf(() =>
       this.#serial(async () => {
         const now = Date.now();
-        if (!(await this.#lifecycle.end(now))) return { deleted: [] };
-        const deleted = await this.#pool.apply(now);
+        accrue(this.#context, now);
+        await this.#lifecycle.end(now);
+        if (this.#views.status() !== "ended") return { deleted: [], pending: [] };
+        for (const stage of this.#registry.realStages()) this.#pool.markForDeletion(stage, now);
+        await this.#context.arm(now + SAFETY_WAKE_MS);
+        // Every deletion left, due or not: `end` again is the operator asking to resume now.
+        const deleted = await this.#pool.deleteDue(now, { deadline: now + END_DELETES_MS, all: true });
+        await this.#rearm(Date.now());
         this.#channels.statsChanged();
-        return { deleted };
+        return { deleted, pending: this.#registry.realStages().map((s) => s.arn) };
       }),
     );
   }
@@ -237,7 +270,14 @@ export class Broadcast extends DurableObject<Env> {
   }
 
   #change<T>(work: () => Promise<T>): Promise<Result<T>> {
-    return resultOf(() => this.#serial(work));
+    return resultOf(() =>
+      this.#serial(async () => {
+        accrue(this.#context, Date.now());
+        const result = await work();
+        await this.#rearm(Date.now());
+        return result;
+      }),
+    );
   }
 
   // ── the cron ─────────────────────────────────────────────────────────────
@@ -246,29 +286,73 @@ export class Broadcast extends DurableObject<Env> {
     return this.#change(() => reconcile(this.#context, this.#pool, this.#views, input));
   }
 
-  // ── alarms: only while live, or while stages are left to delete ──────────
+  // ── alarms: while live, while stages are left to delete, and for retention ───
 
   override async alarm(): Promise<void> {
     await this.#serial(() => this.#tick());
   }
 
+  /** One tick. Each step on its own: one failing IVS call never stops the others, nor the next tick. */
   async #tick(): Promise<void> {
     const now = Date.now();
-    await this.#pool.apply(now);
+    await this.ctx.storage.setAlarm(now + SAFETY_WAKE_MS);
+    accrue(this.#context, now);
+    // Placeholders first: a stage a timed-out request made is adopted before the policy asks for another.
+    await this.#step("placeholders", () => this.#pool.resolvePlaceholders(now));
+    await this.#step("scaling and deletions", () => this.#pool.apply(now));
     if (this.#views.status() === "live") {
-      await this.#replication.replicate(now);
-      await this.#replication.check(now);
-      if (await this.#publisher.idleTooLong(now)) this.ctx.waitUntil(this.end());
+      await this.#step("replication", () => this.#replication.replicate(now));
+      await this.#step("replica check", () => this.#replication.check(now));
+      await this.#step("idle check", async () => {
+        if (await this.#publisher.idleTooLong(now)) this.ctx.waitUntil(this.end());
+      });
+    } else if (this.#views.status() === "ended") {
+      await this.#step("retention", async () => {
+        if (this.#registry.prune(now - this.#context.config.retentionMs) > 0)
+          this.#registry.event("history_expired", {
+            before: new Date(now - this.#context.config.retentionMs).toISOString(),
+          });
+      });
     }
-    const next = this.#nextWake(now);
-    if (next !== undefined) await this.ctx.storage.setAlarm(next);
+    const next = this.#nextWake(Date.now());
+    if (next === undefined) await this.ctx.storage.deleteAlarm();
+    else await this.ctx.storage.setAlarm(next);
   }
 
+  async #step(name: string, work: () => Promise<unknown>): Promise<void> {
+    try {
+      await work();
+    } catch (error) {
+      console.error(`${this.#context.id}: ${name} failed: ${(error as Error).message}`);
+    }
+  }
+
+  /** Makes sure the alarm comes back for whatever is left to do (never later than it is set already). */
+  async #rearm(now: number): Promise<void> {
+    const next = this.#nextWake(now);
+    if (next !== undefined) await this.#context.arm(next);
+  }
+
+  /**
+   * When the object has work next: the next deletion try, a placeholder to resolve, the live
+   * tick and replication retries, or (once ended) the moment its oldest history expires.
+   */
   #nextWake(now: number): number | undefined {
-    const stages = this.#registry.stages();
-    if (this.#views.status() !== "live") return stages.length > 0 ? now + TICK_MS : undefined;
-    const retries = stages.filter((s) => s.replication === "pending").map((s) => s.replication_next_at);
-    return Math.max(now + 250, Math.min(now + TICK_MS, ...retries));
+    const wakes: number[] = [];
+    const deletion = this.#pool.nextDeletionAt();
+    if (deletion !== undefined) wakes.push(deletion);
+    const resolution = this.#pool.nextResolutionAt(now);
+    if (resolution !== undefined) wakes.push(Math.max(resolution, now + PLACEHOLDER_RETRY_MS / 10));
+    const status = this.#views.status();
+    if (status === "live") {
+      wakes.push(now + TICK_MS);
+      for (const s of this.#registry.stages()) if (s.replication === "pending") wakes.push(s.replication_next_at);
+    } else if (status === "ended") {
+      const oldest = this.#registry.oldestHistory();
+      if (oldest !== undefined)
+        wakes.push(Math.max(oldest + this.#context.config.retentionMs, now + RETENTION_WAKE_MIN_MS));
+    }
+    return wakes.length > 0 ? Math.max(now + 250, Math.min(...wakes)) : undefined;
   }
 
   // ── sockets: stats and broadcaster ─────────────────────────────────────────

@@ -1,4 +1,5 @@
 import { loadConfig, type Config } from "../config.ts";
+import { accountPace } from "../account/budget.ts";
 import { IvsClient } from "../ivs/client.ts";
 import type { Channels } from "./channels.ts";
 import type { Registry } from "./registry.ts";
@@ -48,7 +49,7 @@ export class ObjectContext implements BroadcastContext {
   }
 
   get ivs(): IvsClient {
-    this.#ivs ??= new IvsClient(this.config.ivs);
+    this.#ivs ??= new IvsClient({ ...this.config.ivs, pace: accountPace(this.env, this.config.ivs.controlTps) });
     return this.#ivs;
   }
 

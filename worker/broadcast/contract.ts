@@ -22,10 +22,12 @@ export interface RoutingStage {
 export interface RoutingTable {
   status: BroadcastStatus;
   stages: RoutingStage[];
-  /** Whether another stage can still be added (below the maximum). */
+  /** Whether another stage can still be added (below the maximum, and IVS not refusing for now). */
   canGrow: boolean;
   /** Stages being created right now. */
   creating: number;
+  /** While IVS refuses new stages (quota, throttling): when to come back, for a full broadcast's 503. */
+  growBlockedForSeconds?: number;
 }
 
 export type BroadcastStatus = "idle" | "live" | "ended";

@@ -1,7 +1,7 @@
 import type { PublishState } from "../../protocol/api.ts";
 import type { IssuedToken } from "../tokens/participant-token.ts";
 import type { BroadcastContext } from "./context.ts";
-import type { PublisherGrant, PublishToken } from "./contract.ts";
+import { conflict, type PublisherGrant, type PublishToken } from "./contract.ts";
 import type { Lifecycle } from "./lifecycle.ts";
 import type { StagePool } from "./pool.ts";
 import { iso, isPublishedDirectly } from "./registry.ts";
@@ -33,6 +33,11 @@ export class PublisherSession {
    */
   async token(input: { userId: string; participantId?: string }): Promise<PublisherGrant> {
     const { registry } = this.#c;
+    // A renewal keeps a session going; it never starts one. After the end only a new token (no participantId) does.
+    if (input.participantId !== undefined && registry.state().status !== "live")
+      throw conflict(
+        "The broadcast is not live: a renewal does not start it again. Ask for a new publisher token (without participantId) to start a new session.",
+      );
     await this.#lifecycle.begin(Date.now());
     const origin = await this.#pool.ensureOrigin();
     const previous = registry.publisher();

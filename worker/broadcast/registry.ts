@@ -79,6 +79,22 @@ export const MIGRATIONS = [
    UPDATE stages SET placeholder = 1 WHERE arn LIKE 'creating:%';`,
   // Broadcaster tickets (tickets.ts): digests only, each redeemed once.
   `CREATE TABLE tickets (digest TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);`,
+  // Faults and cost: deletions retried on a schedule, orphans adopted for deletion, stage
+  // creation backed off after a refusal, participant time accrued for the dashboard.
+  `ALTER TABLE stages ADD COLUMN delete_attempts INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE stages ADD COLUMN delete_next_at INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE stages ADD COLUMN delete_error TEXT;
+   ALTER TABLE stages ADD COLUMN orphan INTEGER NOT NULL DEFAULT 0;
+   UPDATE stages SET delete_next_at = 0 WHERE state = 'deleting';
+   ALTER TABLE broadcast ADD COLUMN create_blocked_until INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE broadcast ADD COLUMN create_failures INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE broadcast ADD COLUMN create_refusal TEXT;
+   ALTER TABLE broadcast ADD COLUMN create_refused_since INTEGER;
+   ALTER TABLE broadcast ADD COLUMN viewer_ms REAL NOT NULL DEFAULT 0;
+   ALTER TABLE broadcast ADD COLUMN publisher_ms REAL NOT NULL DEFAULT 0;
+   ALTER TABLE broadcast ADD COLUMN replica_ms REAL NOT NULL DEFAULT 0;
+   ALTER TABLE broadcast ADD COLUMN accrued_at INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE broadcast ADD COLUMN peak_stages INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 export type BroadcastState = {
@@ -87,6 +103,19 @@ export type BroadcastState = {
   started_at: number | null;
   ended_at: number | null;
   replicas_checked_at: number;
+  /** No CreateStage before this (ms): IVS refused the last one (quota, throttling, failure). */
+  create_blocked_until: number;
+  /** Refusals in a row, for the backoff. */
+  create_failures: number;
+  /** Why the last CreateStage was refused: an IvsErrorKind ("quota", "throttled", ...), null once one succeeds. */
+  create_refusal: string | null;
+  create_refused_since: number | null;
+  /** Participant time accrued up to `accrued_at` (usage.ts). */
+  viewer_ms: number;
+  publisher_ms: number;
+  replica_ms: number;
+  accrued_at: number;
+  peak_stages: number;
 };
 
 export type Replication = "none" | "pending" | "active" | "failed";
@@ -113,6 +142,12 @@ export type StageRow = {
   replication_error: string | null;
   join_rate: number;
   load_reported_at: number;
+  /** Deleting: tries so far, when the next is due, the last error. */
+  delete_attempts: number;
+  delete_next_at: number;
+  delete_error: string | null;
+  /** 1 for a stage IVS had with this broadcast's tags that Fanout had not registered: adopted to be deleted. */
+  orphan: number;
 };
 
 export type PublisherRow = {
@@ -185,16 +220,17 @@ export class Registry {
 
   insertStage(
     row: Pick<StageRow, "arn" | "role" | "state" | "feed" | "owned" | "events_url" | "whip_url" | "created_at"> &
-      Partial<Pick<StageRow, "placeholder">>,
+      Partial<Pick<StageRow, "placeholder" | "orphan">>,
   ): void {
     this.#sql.exec(
-      `INSERT INTO stages (arn, role, state, feed, owned, placeholder, events_url, whip_url, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO stages (arn, role, state, feed, owned, placeholder, orphan, events_url, whip_url, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       row.arn,
       row.role,
       row.state,
       row.feed,
       row.owned,
       row.placeholder ?? 0,
+      row.orphan ?? 0,
       row.events_url,
       row.whip_url,
       row.created_at,
@@ -327,11 +363,30 @@ export class Registry {
       }));
   }
 
-  /** Drops history older than the retention period. */
-  prune(before: number): void {
-    this.#sql.exec("DELETE FROM snapshots WHERE at < ?", before);
-    this.#sql.exec("DELETE FROM viewing_sessions WHERE left_at < ?", before);
-    this.#sql.exec("DELETE FROM events WHERE at < ?", before);
+  /**
+   * Drops history older than the retention period. A broadcast that ended before it also
+   * forgets its publisher (a user id): nothing personal outlives the retention period.
+   */
+  prune(before: number): number {
+    let dropped = 0;
+    dropped += this.#sql.exec("DELETE FROM snapshots WHERE at < ?", before).rowsWritten;
+    dropped += this.#sql.exec("DELETE FROM viewing_sessions WHERE left_at < ?", before).rowsWritten;
+    dropped += this.#sql.exec("DELETE FROM events WHERE at < ?", before).rowsWritten;
+    const { status, ended_at } = this.state();
+    if (status === "ended" && ended_at !== null && ended_at < before)
+      dropped += this.#sql.exec("DELETE FROM publisher").rowsWritten;
+    return dropped;
+  }
+
+  /** When the oldest piece of history was written (ms), or undefined when there is none. */
+  oldestHistory(): number | undefined {
+    const row = this.#sql
+      .exec<{ at: number | null }>(
+        `SELECT MIN(at) AS at FROM (SELECT MIN(at) AS at FROM snapshots UNION ALL SELECT MIN(left_at) FROM viewing_sessions
+           UNION ALL SELECT MIN(at) FROM events UNION ALL SELECT since FROM publisher)`,
+      )
+      .one();
+    return row.at ?? undefined;
   }
 }
 

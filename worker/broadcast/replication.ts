@@ -1,7 +1,7 @@
 import { backoffDelay } from "../../protocol/backoff.ts";
 import { IvsError } from "../ivs/error.ts";
 import type { BroadcastContext } from "./context.ts";
-import { isPendingReplica, type StageRow } from "./registry.ts";
+import { isPendingReplica, isPlaceholder, type StageRow } from "./registry.ts";
 import { announce } from "./stage-tokens.ts";
 
 /**
@@ -138,7 +138,8 @@ export class Replication {
   async stop(stage: StageRow): Promise<void> {
     const { registry, ivs } = this.#c;
     const publisher = registry.publisher();
-    const origin = registry.origin();
+    // The source even while it is being deleted itself (the end deletes the edges first, then the origin).
+    const origin = registry.stages().find((s) => s.role === "origin" && !isPlaceholder(s));
     if (stage.replication !== "active" || !publisher || !origin) return;
     try {
       await ivs.stopParticipantReplication({

@@ -3,6 +3,7 @@ import { stageIdOf } from "../../protocol/ids.ts";
 import type { BroadcastContext } from "./context.ts";
 import { notFound, type BroadcastStatus, type PublisherInfo, type RoutingTable } from "./contract.ts";
 import { iso, isActive, isPlaceholder, type StageRow } from "./registry.ts";
+import { usageView, warnings } from "./usage.ts";
 
 /**
  * What the broadcast shows: the routing table for the join path, the stats
@@ -79,6 +80,8 @@ export class Views {
       stages: stages.map(({ replicationError: _e, endpoints: _p, drainingSince: _d, ...stage }) => stage),
       startedAt: started_at === null ? null : iso(started_at),
       endedAt: ended_at === null ? null : iso(ended_at),
+      usage: usageView(this.#c, Date.now()),
+      warnings: warnings(this.#c, Date.now()),
     };
   }
 

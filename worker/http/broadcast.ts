@@ -13,7 +13,17 @@ broadcast.openapi(
     summary: "Ends the broadcast: viewers see 'ended' and every stage Fanout created is deleted",
     security: adminSecurity,
     middleware: [requireAdmin] as const,
-    responses: { ...ok(z.object({ deleted: z.array(z.string()) }), "ended"), ...failures(401, 502, 503) },
+    responses: {
+      ...ok(
+        z.object({
+          deleted: z.array(z.string()),
+          /** Stages IVS has not confirmed deleted yet: retried until it does; calling end again resumes them. */
+          pending: z.array(z.string()),
+        }),
+        "ended (idempotent: calling it again resumes the deletions that are left)",
+      ),
+      ...failures(401, 502, 503),
+    },
   }),
   async (c) =>
     c.json({ success: true as const, data: unwrap(await c.env.BROADCAST.getByName(c.var.broadcastId).end()) }, 200),

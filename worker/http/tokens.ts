@@ -78,7 +78,7 @@ tokens.openapi(
     security: adminSecurity,
     middleware: [requireAdmin] as const,
     request: jsonBody(PublisherTokenRequest),
-    responses: { ...ok(PublisherToken, "the publisher token"), ...failures(400, 401, 502, 503) },
+    responses: { ...ok(PublisherToken, "the publisher token"), ...failures(400, 401, 409, 502, 503) },
   }),
   async (c) => {
     const { userId, participantId } = c.req.valid("json");

@@ -54,6 +54,11 @@ export async function joinAsViewer(
     let candidates = table.stages.filter((s) => s.state === "ready");
     if (input.stageArn) {
       if (!table.stages.some((s) => s.arn === input.stageArn)) {
+        // A stage newer than this isolate's copy of the table: read it afresh once before saying no.
+        if (maxAge !== 0) {
+          stale = true;
+          continue;
+        }
         throw new ApiError("NOT_FOUND", 404, `Stage ${input.stageArn} is not part of this broadcast.`);
       }
       candidates = candidates.filter((s) => s.arn === input.stageArn);
@@ -82,7 +87,7 @@ export async function joinAsViewer(
     }
     if (!table.canGrow && table.creating === 0) {
       throw new ApiError("STAGE_FULL", 503, "Every stage is full and no more can be added now.", {
-        retryAfter: RETRY_AFTER_SECONDS,
+        retryAfter: table.growBlockedForSeconds ?? RETRY_AFTER_SECONDS,
       });
     }
     const now = Date.now();

@@ -261,6 +261,15 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description CONFLICT */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
                 /** @description TOKEN_GENERATION_FAILED */
                 502: {
                     headers: {
@@ -1592,7 +1601,7 @@ export interface paths {
                                 events: {
                                     at: string;
                                     /** @enum {string} */
-                                    type: "started" | "ended" | "idle_timeout" | "publisher_token" | "publish_state" | "publishing_seen_at_ivs" | "stage_created" | "stage_create_failed" | "stage_draining" | "stage_revived" | "stage_deleted" | "stage_delete_failed" | "stage_vanished" | "orphan_deleted" | "replication_started" | "replication_stopped" | "replication_failed";
+                                    type: "started" | "ended" | "idle_timeout" | "publisher_token" | "publish_state" | "publishing_seen_at_ivs" | "stage_created" | "stage_create_failed" | "stage_create_refused" | "stage_draining" | "stage_revived" | "stage_deleted" | "stage_delete_failed" | "stage_vanished" | "orphan_found" | "orphan_deleted" | "placeholder_resolved" | "history_expired" | "replication_started" | "replication_stopped" | "replication_failed";
                                     detail: {
                                         [key: string]: string | number | boolean | null;
                                     };
@@ -2349,7 +2358,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description ended */
+                /** @description ended (idempotent: calling it again resumes the deletions that are left) */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -2360,6 +2369,7 @@ export interface paths {
                             success: true;
                             data: {
                                 deleted: string[];
+                                pending: string[];
                             };
                         };
                     };
@@ -2560,6 +2570,26 @@ export interface components {
             broadcastId: string;
             /** @enum {string} */
             status: "idle" | "live" | "ended";
+            usage: {
+                participantHours: {
+                    viewers: number;
+                    publisher: number;
+                    replicas: number;
+                    total: number;
+                };
+                pricePerParticipantHour: number | null;
+                estimatedCost: number | null;
+                stages: {
+                    now: number;
+                    peak: number;
+                };
+            };
+            warnings: {
+                /** @enum {string} */
+                code: "STAGE_QUOTA" | "IVS_THROTTLING" | "STAGE_CREATE_FAILING" | "DELETE_FAILING" | "UNKNOWN_STAGES";
+                message: string;
+                since: string | null;
+            }[];
         };
         Stage: {
             stageArn: string;
