@@ -16,8 +16,12 @@ export default async function globalSetup() {
     "SCALE_LEAD_SECONDS=0",
     "--var",
     "RATE_LIMITING=off",
+    // Any price: the dashboard test checks that the estimate is shown and adds up.
+    "--var",
+    "PRICE_PER_PARTICIPANT_HOUR=0.01",
   ]);
   process.env.FANOUT_URL = dev.url;
+  process.env.FANOUT_EMULATOR_URL = dev.emulatorUrl;
   process.env.FANOUT_ADMIN_KEY = readDevVars(fileURLToPath(new URL("../../.dev.vars", import.meta.url))).get(
     "ADMIN_KEY",
   );

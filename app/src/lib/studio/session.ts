@@ -273,6 +273,13 @@ export class StudioSession {
       }
       this.#publishStages();
     } catch (error) {
+      // The broadcast ended (the server never restarts an ended broadcast on a renewal): stop, as on `ended`.
+      if (role === "origin" && (error as { code?: string }).code === "CONFLICT") {
+        this.#log(`The broadcast has ended (${(error as Error).message}).`);
+        this.#stopEverything();
+        this.#set({ status: "ended" });
+        return;
+      }
       const delay = backoffDelay(joined.renewAttempt++, undefined, this.#random);
       this.#log(`Token renewal for ${stageIdOf(stageArn)} failed (${(error as Error).message}); retrying.`);
       joined.renewTimer = this.#clock.setTimeout(() => void this.#renew(joined), delay);
