@@ -22,6 +22,13 @@ export const FaultRule = z.object({
   until: z.number().int().optional(),
 });
 
+/** A call held back before IVS answers it (and carries it out): what a client's timeout sees. */
+export const FaultDelay = z.object({
+  operation: z.string().default("*"),
+  ms: z.number().int().min(0).max(60_000),
+  times: z.number().int().min(1).optional(),
+});
+
 export const Faults = z.object({
   latencyMs: z.number().min(0).max(60_000).default(0),
   errorRate: z.number().min(0).max(1).default(0),
@@ -31,6 +38,7 @@ export const Faults = z.object({
   spikeRate: z.number().min(0).max(1).default(0),
   spikeMs: z.number().min(0).max(60_000).default(2_000),
   rules: z.array(FaultRule).default([]),
+  delays: z.array(FaultDelay).default([]),
 });
 export type Faults = z.infer<typeof Faults>;
 
@@ -47,7 +55,16 @@ export function installFaults(input: unknown, now = Date.now()): ReturnType<type
 
 /** Waits for the configured latency, then throws the injected error, if any, for this call. */
 export async function applyFaults(faults: Faults, operation: string, random = Math.random): Promise<void> {
-  const stall = faults.latencyMs + (faults.spikeRate > 0 && random() < faults.spikeRate ? faults.spikeMs : 0);
+  let stall = faults.latencyMs + (faults.spikeRate > 0 && random() < faults.spikeRate ? faults.spikeMs : 0);
+  const delay = faults.delays.findIndex((d) => d.operation === "*" || d.operation === operation);
+  if (delay >= 0) {
+    stall += faults.delays[delay]!.ms;
+    const left = faults.delays[delay]!.times;
+    if (left !== undefined) {
+      if (left <= 1) faults.delays.splice(delay, 1);
+      else faults.delays[delay]!.times = left - 1;
+    }
+  }
   if (stall > 0) await new Promise((resolve) => setTimeout(resolve, stall));
   const now = Date.now();
   faults.rules = faults.rules.filter((rule) => rule.until === undefined || rule.until > now);

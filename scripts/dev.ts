@@ -13,7 +13,9 @@ import { createTokenKey } from "./token-key.ts";
  * the IVS emulator (state kept in .wrangler/), makes sure `.dev.vars` has
  * local credentials, an admin key and a token key imported into the emulator,
  * builds the pages (and rebuilds them on change), runs `wrangler dev`, and
- * prints the URL once the Worker answers.
+ * prints the URL once the Worker answers. The cron runs every minute, as it
+ * does deployed (wrangler dev's `/__scheduled`), and SIGUSR2 restarts the
+ * Worker process alone, as a deploy or an eviction would (`npm run chaos`).
  */
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -45,6 +47,9 @@ function stop(code: number): void {
 }
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => stop(0));
 
+/** Children being restarted on purpose: their exit does not stop everything. */
+const restarting = new Set<ChildProcess>();
+
 function run(name: string, command: string, args: string[]): ChildProcess {
   const child = spawn(process.execPath, [command, ...args], {
     cwd: ROOT,
@@ -59,6 +64,7 @@ function run(name: string, command: string, args: string[]): ChildProcess {
   child.stdout!.on("data", forward);
   child.stderr!.on("data", forward);
   child.on("exit", (code) => {
+    if (restarting.delete(child)) return;
     if (!stopping) {
       console.error(`${prefix}exited (${code ?? "signal"}); stopping.`);
       stop(code ?? 1);
@@ -137,18 +143,40 @@ const overrides = (values.var ?? []).flatMap((pair) => {
 });
 // Without a token key the Worker asks IVS for every token (CreateParticipantToken), as a deployment without one would.
 if (values["api-tokens"]) overrides.push("--var", "TOKEN_PRIVATE_KEY:", "--var", "TOKEN_KEY_ARN:");
-run("worker", bin("wrangler/bin/wrangler.js"), [
+const workerArgs = [
   "dev",
   "--port",
   port,
   "--ip",
   "127.0.0.1",
   "--show-interactive-dev-session=false",
+  // Lets this script run the cron (GET /__scheduled), as Cloudflare does every minute once deployed.
+  "--test-scheduled",
   ...persist,
   ...overrides,
-]);
+];
+let worker = run("worker", bin("wrangler/bin/wrangler.js"), workerArgs);
 
 const url = `http://127.0.0.1:${port}`;
+
+// SIGUSR2: the Worker process is killed and started again; Durable Objects keep their storage.
+process.on("SIGUSR2", () => {
+  const old = worker;
+  restarting.add(old);
+  old.once("exit", () => {
+    children.splice(children.indexOf(old), 1);
+    console.log("[dev] worker killed; starting it again");
+    worker = run("worker", bin("wrangler/bin/wrangler.js"), workerArgs);
+  });
+  // SIGTERM, so that wrangler takes its workerd down with it (a SIGKILL would orphan it on the port).
+  old.kill("SIGTERM");
+});
+
+// The cron, every minute on the minute, as deployed (wrangler.toml `[triggers]`).
+const cron = setInterval(() => {
+  void fetch(`${url}/__scheduled?cron=${encodeURIComponent("* * * * *")}`).catch(() => undefined);
+}, 60_000);
+cron.unref();
 for (let i = 0; i < 240 && !stopping; i++) {
   const up = await fetch(`${url}/health`).then(
     (r) => r.ok,

@@ -15,6 +15,8 @@ export interface DevServer {
   scratch: string;
   /** Everything it printed so far. */
   output(): string;
+  /** Sends `npm run dev` a signal (SIGUSR2 restarts the Worker process alone). */
+  signal(signal: NodeJS.Signals): void;
   stop(): Promise<void>;
 }
 
@@ -54,6 +56,7 @@ export async function startDev(args: string[] = [], env: NodeJS.ProcessEnv = pro
     emulatorUrl: /\[ivs\] emulator at (\S+)/.exec(output)?.[1] ?? "",
     scratch,
     output: () => output,
+    signal: (signal) => void child.kill(signal),
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();
