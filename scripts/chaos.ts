@@ -11,7 +11,8 @@ import { readDevVars } from "./dev-vars.ts";
  * A publisher publishes; a few hundred viewers join over HTTP, heartbeat over
  * HTTP, and half of them also hold a viewer socket. Meanwhile the emulator
  * answers 20 % of calls with a 5xx, stalls some for 2 s, throttles at AWS's
- * documented TPS quotas, refuses CreateStage with 402 for 30 s, and the Worker
+ * documented TPS quotas, refuses CreateStage with 402 for 30 s while the crowd
+ * is still arriving, and the Worker
  * process is restarted mid-broadcast. Then the broadcast ends while DeleteStage
  * fails for a minute, and the run waits two minutes past the end (two crons).
  * What it counts: viewers admitted, refused (by reason), lost (admitted, then
@@ -24,6 +25,8 @@ import { readDevVars } from "./dev-vars.ts";
 const { values } = parseArgs({
   options: {
     viewers: { type: "string", default: "300" },
+    // Every token from CreateParticipantToken (no token key): joins then call IVS, and meet its faults.
+    "api-tokens": { type: "boolean", default: false },
     "no-write": { type: "boolean", default: false },
   },
 });
@@ -223,6 +226,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 async function main() {
   log(`starting npm run dev (${VIEWERS} viewers, broadcast ${BROADCAST})`);
   dev = await startDev([
+    ...(values["api-tokens"] ? ["--api-tokens"] : []),
     "--ivs-aws-rate-limits",
     "--var",
     "STAGE_CAPACITY=60",
@@ -257,10 +261,11 @@ async function main() {
     setTimeout(() => running.push(v.run()), (i / VIEWERS) * 30_000);
   }
 
-  await sleep(20_000);
+  // While the crowd is still arriving, so that the pool needs stages IVS will not give.
+  await sleep(8_000);
   await setFaults([{ operation: "CreateStage", errorType: "ServiceQuotaExceededException", forMs: 30_000 }]);
   log("CreateStage refused with 402 for 30 s");
-  await sleep(40_000);
+  await sleep(52_000);
   log("restarting the Worker process");
   dev.signal("SIGUSR2");
   await sleep(50_000);
@@ -354,7 +359,7 @@ function writeReliability(
     })
     .join("\n");
   const figures = `<!-- chaos:begin (written by npm run chaos) -->
-Last run: ${report.date}, ${report.viewers} viewers, this machine (2 cores).
+Last run: ${report.date}, ${report.viewers} viewers, ${values["api-tokens"] ? "API tokens (every join calls CreateParticipantToken)" : "self-signed tokens"}, this machine (2 cores).
 
 | Figure | Value |
 | --- | --- |

@@ -54,6 +54,13 @@ test("the dashboard shows participant-hours, the estimated cost, stages at peak,
   await expect(page.getByTestId("estimated-cost")).toContainText("$");
   await expect(page.getByTestId("dashboard-cost")).toContainText("at $0.0100 per participant-hour");
   await expect(page.getByTestId("stages-now")).not.toHaveText("0");
+  // The estimate is the participant-hours at the configured price.
+  const usage = (await api(broadcastId, "/stats")).data.usage as {
+    participantHours: { total: number };
+    estimatedCost: number;
+  };
+  expect(usage.participantHours.total).toBeGreaterThan(0);
+  expect(usage.estimatedCost).toBeCloseTo(usage.participantHours.total * 0.01, 4);
 
   // IVS refuses every DeleteStage: ending leaves the stages, and the operator is told.
   await faults({ rules: [{ operation: "DeleteStage", errorType: "InternalServerException" }] });

@@ -80,7 +80,7 @@ export function usageView(c: BroadcastContext, now: number): Usage {
       total: round(total, 4),
     },
     pricePerParticipantHour: price ?? null,
-    estimatedCost: price === undefined ? null : round(total * price, 4),
+    estimatedCost: price === undefined ? null : round(total * price, 6),
     stages: { now: stages, peak: Math.max(state.peak_stages, stages) },
   };
 }
@@ -115,12 +115,13 @@ export function warnings(c: BroadcastContext, now: number): Warning[] {
       });
   }
   const stages = registry.realStages();
-  const failing = stages.filter((s) => s.state === "deleting" && !s.orphan && s.delete_attempts > 0);
-  if (failing.length > 0)
+  // Once any deletion has failed, every stage still waiting for IVS is counted: all of them cost.
+  const waiting = stages.filter((s) => s.state === "deleting" && !s.orphan);
+  if (waiting.some((s) => s.delete_attempts > 0))
     list.push({
       code: "DELETE_FAILING",
-      message: `${failing.length} stage(s) IVS has not deleted yet (${lastError(failing)}): they cost money and count against the quota. Fanout keeps retrying.`,
-      since: iso(Math.min(...failing.map((s) => s.created_at))),
+      message: `${waiting.length} stage(s) IVS has not deleted yet (${lastError(waiting)}): they cost money and count against the quota. Fanout keeps retrying.`,
+      since: null,
     });
   const orphans = stages.filter((s) => s.orphan);
   if (orphans.length > 0)
