@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import * as prettier from "prettier";
 import { startDev, type DevServer } from "../test/support/dev-server.ts";
 import { readDevVars } from "./dev-vars.ts";
 
@@ -323,7 +324,7 @@ async function main() {
   };
   console.log(JSON.stringify(report, null, 2));
   for (const line of counts.undocumented5xx.slice(0, 20)) console.log(`  undocumented: ${line}`);
-  if (!values["no-write"]) writeReliability(report);
+  if (!values["no-write"]) await writeReliability(report);
 
   const ok = report.lost === 0 && report.undocumented5xx === 0 && duplicates === 0 && left.length === 0;
   log(ok ? "PASS: nothing lost, leaked or duplicated" : "FAIL: see the report");
@@ -345,7 +346,7 @@ const limitOf = (operation: string) =>
     ? null
     : 5);
 
-function writeReliability(
+async function writeReliability(
   report: Record<string, unknown> & {
     ivs: { operation: string; calls: number; throttled: number; failed: number; peakPerSecond: number }[];
   },
@@ -386,7 +387,9 @@ IVS calls during the run (the emulator's count; peak = most calls that arrived i
 | --- | --- | --- | --- | --- | --- |
 ${rows}
 <!-- chaos:end -->`;
-  writeFileSync(path, text.replace(/<!-- chaos:begin[\s\S]*<!-- chaos:end -->/, figures));
+  const updated = text.replace(/<!-- chaos:begin[\s\S]*<!-- chaos:end -->/, figures);
+  // As `npm run check` wants it (aligned tables).
+  writeFileSync(path, await prettier.format(updated, { ...(await prettier.resolveConfig(path)), filepath: path }));
   log("figures written to RELIABILITY.md");
 }
 
