@@ -96,6 +96,19 @@ describe("fault rules, without a server", () => {
     expect(performance.now() - started).toBeLessThan(110);
   });
 
+  it("a delay holds the call back before it is carried out, for its operation only, the given number of times", async () => {
+    const faults = Faults.parse({ delays: [{ operation: "CreateStage", ms: 120, times: 1 }] });
+    let started = performance.now();
+    await applyFaults(faults, "GetStage");
+    expect(performance.now() - started).toBeLessThan(110);
+    await applyFaults(faults, "CreateStage");
+    expect(performance.now() - started).toBeGreaterThanOrEqual(110);
+    expect(faults.delays).toEqual([]);
+    started = performance.now();
+    await applyFaults(faults, "CreateStage");
+    expect(performance.now() - started).toBeLessThan(110);
+  });
+
   it("a rule given forMs expires that long after it is installed", async () => {
     const faults = installFaults(
       { rules: [{ operation: "DeleteStage", errorType: "InternalServerException", forMs: 60_000 }] },

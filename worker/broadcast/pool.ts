@@ -90,7 +90,9 @@ export class StagePool {
   /** Whether the policy would change anything now (a load report asks before it wakes the alarm). */
   scalingNeeded(now: number): boolean {
     const d = decideScaling({ now, live: true, stages: this.loads(now) }, this.#c.config.scaling);
-    return d.create > 0 || d.revive.length > 0 || d.drain.length > 0 || d.delete.length > 0;
+    // While IVS refuses new stages a wanted one is no reason to wake: the block's end is.
+    const create = d.create > 0 && this.creationBlocked(now) === undefined;
+    return create || d.revive.length > 0 || d.drain.length > 0 || d.delete.length > 0;
   }
 
   /** Runs the scaling policy and carries out its decision. Returns the stages deleted. */
