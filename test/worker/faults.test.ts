@@ -292,6 +292,44 @@ describe("creating stages, whatever fails", () => {
     await endBroadcast(b);
   });
 
+  it("after a 429 on CreateStage (past the client's own retries), creation backs off too, and joins hear when to come back", async () => {
+    const b = newBroadcastId();
+    await live(b);
+    await emulator.faults({ rules: [{ operation: "CreateStage", errorType: "ThrottlingException" }] });
+    for (let i = 0; i < 3; i++) await joinAs(b, `v${i}`);
+    await waitFor(
+      async () => expect((await eventTypes(b)).map((e) => e.type)).toContain("stage_create_refused"),
+      20_000,
+    );
+    const answer = await call(api(b, "/token/viewer"), { body: { userId: "v3" }, key: null });
+    expect(answer.status).toBe(503);
+    expect(Number(answer.headers.get("Retry-After"))).toBeGreaterThanOrEqual(1);
+    expect((await eventTypes(b)).filter((e) => e.type === "stage_create_refused")).toEqual([
+      expect.objectContaining({ detail: expect.objectContaining({ reason: "throttled" }) }),
+    ]);
+    expect((await stats(b)).warnings.map((w) => w.code)).toEqual(["IVS_THROTTLING"]);
+    await emulator.clearFaults();
+    await endBroadcast(b);
+  });
+
+  it("several broadcasts ending at once stay within the account's 5 TPS for DeleteStage: none is throttled, every stage goes", async () => {
+    const ids = Array.from({ length: 4 }, () => newBroadcastId());
+    for (const b of ids) await liveWithEdge(b);
+    await fetch(`${env.IVS_ENDPOINT}/_emulator/rate-limits`, {
+      method: "PUT",
+      body: JSON.stringify({ DeleteStage: 5 }),
+    });
+    await fetch(`${env.IVS_ENDPOINT}/_emulator/metrics`, { method: "DELETE" });
+    const ended = await Promise.all(ids.map((b) => endBroadcast(b)));
+    expect(ended.flatMap((e) => e.pending)).toEqual([]);
+    const metrics = (await (await fetch(`${env.IVS_ENDPOINT}/_emulator/metrics`)).json()) as {
+      operations: Record<string, { calls: number; throttled: number }>;
+    };
+    expect(metrics.operations.DeleteStage!.calls).toBeGreaterThanOrEqual(8);
+    expect(metrics.operations.DeleteStage!.throttled).toBe(0);
+    for (const b of ids) expect(await arnsAtIvs(b)).toEqual([]);
+  });
+
   it("several broadcasts starting at once stay within the account's 5 TPS for CreateStage: none is throttled", async () => {
     await fetch(`${env.IVS_ENDPOINT}/_emulator/rate-limits`, {
       method: "PUT",
