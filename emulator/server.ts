@@ -58,6 +58,7 @@ const Control = {
     })
     .partial(),
   rateLimits: z.record(z.string(), z.number().int().min(1)),
+  paging: z.object({ maxPageSize: z.number().int().min(1).nullable() }),
 };
 
 export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
@@ -189,11 +190,18 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     rateLimiter.limits = parsed.data;
     return c.json(rateLimiter.limits);
   });
+  app.put("/_emulator/paging", async (c) => {
+    const parsed = Control.paging.safeParse(await c.req.json().catch(() => undefined));
+    if (!parsed.success) return c.json({ error: z.prettifyError(parsed.error) }, 400);
+    service.options.maxPageSize = parsed.data.maxPageSize ?? undefined;
+    return c.json({ maxPageSize: parsed.data.maxPageSize });
+  });
   app.post("/_emulator/reset", (c) => {
     Object.assign(state, emptyState(), { signingKey: state.signingKey });
     Object.assign(quotas, defaultQuotas, definedOnly(options.quotas));
     faults = installFaults(options.faults ?? {}).data ?? noFaults();
     metrics.reset();
+    service.options.maxPageSize = undefined;
     persist();
     return c.json({ ok: true });
   });

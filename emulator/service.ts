@@ -54,6 +54,11 @@ export interface ServiceOptions {
   signingKey: SigningKey;
   /** Called after every change to the state, to persist it. */
   onChange: () => void;
+  /**
+   * The most items one page of a list holds, whatever `maxResults` asks: AWS may answer a short
+   * page with a `nextToken`, and a client that reads one page misses the rest. Tests set it low.
+   */
+  maxPageSize?: number;
 }
 
 /** A live participant connection, as the events hub holds it. */
@@ -115,6 +120,11 @@ export class IvsService {
     return handler(input);
   }
 
+  /** A page's size: what the caller asked for (AWS's default otherwise), never more than `maxPageSize`. */
+  #pageSize(maxResults: number | undefined): number {
+    return Math.min(maxResults ?? PAGE_DEFAULT, this.options.maxPageSize ?? Infinity);
+  }
+
   // ── stages ───────────────────────────────────────────────────────────────
 
   async createStage(input: Input<"CreateStage">): Promise<Output> {
@@ -169,7 +179,7 @@ export class IvsService {
   }
 
   listStages(input: Input<"ListStages">): Output {
-    const { items, nextToken } = page(this.#state.stages, input.nextToken, input.maxResults);
+    const { items, nextToken } = page(this.#state.stages, input.nextToken, this.#pageSize(input.maxResults));
     return {
       stages: items.map((s) => ({
         arn: s.arn,
@@ -233,7 +243,7 @@ export class IvsService {
         (input.filterByPublished === undefined || p.published === input.filterByPublished) &&
         (input.filterByState === undefined || p.state === input.filterByState),
     );
-    const { items, nextToken } = page(matching, input.nextToken, input.maxResults);
+    const { items, nextToken } = page(matching, input.nextToken, this.#pageSize(input.maxResults));
     return { participants: items.map((p) => participantSummary(p)), nextToken };
   }
 
@@ -258,7 +268,7 @@ export class IvsService {
   listStageSessions(input: Input<"ListStageSessions">): Output {
     const stage = this.#stage(input.stageArn);
     const newestFirst = [...stage.sessions].reverse();
-    const { items, nextToken } = page(newestFirst, input.nextToken, input.maxResults);
+    const { items, nextToken } = page(newestFirst, input.nextToken, this.#pageSize(input.maxResults));
     return { stageSessions: items.map(sessionView), nextToken };
   }
 
@@ -507,7 +517,7 @@ export class IvsService {
     const matching = this.#state.replications.filter(
       (r) => r.sourceStageArn === input.sourceStageArn && r.participantId === input.participantId,
     );
-    const { items, nextToken } = page(matching, input.nextToken, input.maxResults);
+    const { items, nextToken } = page(matching, input.nextToken, this.#pageSize(input.maxResults));
     return {
       replicas: items.map((r) => ({
         sourceStageArn: r.sourceStageArn,
@@ -599,7 +609,7 @@ export class IvsService {
   }
 
   listPublicKeys(input: Input<"ListPublicKeys">): Output {
-    const { items, nextToken } = page(this.#state.publicKeys, input.nextToken, input.maxResults);
+    const { items, nextToken } = page(this.#state.publicKeys, input.nextToken, this.#pageSize(input.maxResults));
     return { publicKeys: items.map((k) => ({ arn: k.arn, name: k.name, tags: { ...k.tags } })), nextToken };
   }
 

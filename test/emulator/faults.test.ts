@@ -73,6 +73,19 @@ describe("fault injection", () => {
     ]);
   });
 
+  it("answers short pages when told to, whatever maxResults asks, and the nextToken leads to the rest", async () => {
+    const tag = `paging-${Date.now()}`;
+    for (let i = 0; i < 3; i++) await signedCall(ctx.url, "CreateStage", { tags: { paging: tag } });
+    await control(ctx.url, "paging", "PUT", { maxPageSize: 1 });
+    const first = await signedCall(ctx.url, "ListStages", { maxResults: 100 });
+    expect((first.json.stages as unknown[]).length).toBe(1);
+    expect(first.json.nextToken).toEqual(expect.any(String));
+    await control(ctx.url, "paging", "PUT", { maxPageSize: null });
+    expect(
+      ((await signedCall(ctx.url, "ListStages", { maxResults: 100 })).json.stages as unknown[]).length,
+    ).toBeGreaterThanOrEqual(3);
+  });
+
   it("refuses a malformed fault setting with a 400", async () => {
     const response = await fetch(`${ctx.url}/_emulator/faults`, { method: "PUT", body: '{"errorRate": 7}' });
     expect(response.status).toBe(400);

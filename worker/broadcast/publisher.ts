@@ -144,7 +144,7 @@ export class PublisherSession {
     if (!origin) return false;
     const { stage } = await ivs.getStage(origin.arn);
     if (!stage.activeSessionId) return false;
-    const { participants } = await ivs.listParticipants({
+    const participants = await ivs.listAllParticipants({
       stageArn: origin.arn,
       sessionId: stage.activeSessionId,
       filterByPublished: true,

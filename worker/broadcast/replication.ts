@@ -123,7 +123,8 @@ export class Replication {
     if (!publisher || !origin || active.length === 0 || now - registry.state().replicas_checked_at < CHECK_INTERVAL_MS)
       return;
     registry.setState({ replicas_checked_at: now });
-    const { replicas } = await ivs.listParticipantReplicas({
+    // Every page: a replica beyond the first would look stopped and be started again (409) for ever.
+    const replicas = await ivs.listAllParticipantReplicas({
       sourceStageArn: origin.arn,
       participantId: publisher.participant_id,
     });
@@ -162,7 +163,7 @@ export class Replication {
   }
 
   async #isActive(origin: string, participantId: string, destination: string): Promise<boolean> {
-    const { replicas } = await this.#c.ivs.listParticipantReplicas({ sourceStageArn: origin, participantId });
+    const replicas = await this.#c.ivs.listAllParticipantReplicas({ sourceStageArn: origin, participantId });
     return replicas.some((r) => r.destinationStageArn === destination && r.replicationState === "ACTIVE");
   }
 

@@ -147,6 +147,16 @@ export class IvsClient {
     return this.#call("ListParticipants", input);
   }
 
+  /** Every participant of a session that matches, following `nextToken` to the last page. */
+  listAllParticipants(
+    input: Omit<Parameters<IvsClient["listParticipants"]>[0], "nextToken" | "maxResults">,
+  ): Promise<ParticipantSummary[]> {
+    return this.#collect(
+      (nextToken) => this.listParticipants({ ...input, nextToken, maxResults: 100 }),
+      (p) => p.participants,
+    );
+  }
+
   async disconnectParticipant(input: { stageArn: string; participantId: string; reason?: string }): Promise<void> {
     await this.#call("DisconnectParticipant", input);
   }
@@ -181,6 +191,14 @@ export class IvsClient {
     input: { sourceStageArn: string; participantId: string } & Page,
   ): Promise<{ replicas: ParticipantReplica[]; nextToken?: string }> {
     return this.#call("ListParticipantReplicas", input);
+  }
+
+  /** Every replica of a participant, following `nextToken` to the last page. */
+  listAllParticipantReplicas(input: { sourceStageArn: string; participantId: string }): Promise<ParticipantReplica[]> {
+    return this.#collect(
+      (nextToken) => this.listParticipantReplicas({ ...input, nextToken, maxResults: 50 }),
+      (p) => p.replicas,
+    );
   }
 
   // ── public keys ──────────────────────────────────────────────────────────

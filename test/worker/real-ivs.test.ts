@@ -1,0 +1,52 @@
+import { env, evictAllDurableObjects, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { afterEach, describe, expect, it } from "vitest";
+import { api, call, connectPublisher, data, emulator, joinAs, newBroadcastId, waitFor } from "./support.ts";
+
+/**
+ * Where real IVS is less kind than the emulator used to be (issue 11), performed: the emulator now
+ * behaves as IVS does and each test shows Fanout coping.
+ */
+
+const paging = (maxPageSize: number | null) =>
+  fetch(`${env.IVS_ENDPOINT}/_emulator/paging`, { method: "PUT", body: JSON.stringify({ maxPageSize }) });
+
+afterEach(async () => {
+  await paging(null);
+  await emulator.clearFaults();
+});
+
+type Token = { token: string; participantId: string; stageArn: string };
+type StageView = { stageArn: string; role: string; state: string; replication: string };
+const stagesOf = async (b: string) => data(await call<{ stages: StageView[] }>(api(b, "/stage/list"))).stages;
+const tick = (b: string) => runDurableObjectAlarm(env.BROADCAST.getByName(b));
+
+describe("lists read to the last page", () => {
+  it("replicas beyond the first page of ListParticipantReplicas are seen: a healthy replica is not restarted", async () => {
+    const b = newBroadcastId();
+    const grant = data(await call<Token>(api(b, "/token/publisher"), { body: { userId: "host" } }));
+    // 7 viewers on stages of 3: the origin and two edges.
+    for (let i = 0; i < 7; i++) await joinAs(b, `viewer-${i}`);
+    const publisher = await connectPublisher(grant.token);
+    await publisher.publish();
+    await call(api(b, "/broadcaster/publish-state"), { body: { stageArn: grant.stageArn, state: "publishing" } });
+    const edges = await waitFor(async () => {
+      await tick(b);
+      const now = (await stagesOf(b)).filter((s) => s.role === "edge" && s.state === "ready");
+      expect(now.length).toBeGreaterThanOrEqual(2);
+      expect(now.every((s) => s.replication === "active")).toBe(true);
+      return now;
+    }, 25_000);
+
+    // IVS answers one replica per page; the 30 s replica check is due now.
+    await paging(1);
+    await runInDurableObject(env.BROADCAST.getByName(b), (_o, state) =>
+      state.storage.sql.exec("UPDATE broadcast SET replicas_checked_at = 0"),
+    );
+    await evictAllDurableObjects();
+    await tick(b);
+    const after = await stagesOf(b);
+    for (const edge of edges) expect(after.find((s) => s.stageArn === edge.stageArn)?.replication).toBe("active");
+    publisher.close();
+    await call(api(b, "/broadcast/end"), { body: {} });
+  });
+});
