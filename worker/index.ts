@@ -65,7 +65,7 @@ app.notFound(notFound);
 
 // The deployment's own routes: `/api/health` and `/api/broadcasts`, and `/health` for a bare curl.
 app.route("/api", deployment);
-app.get("/health", (c) => c.json({ success: true as const, data: health(c.env) }));
+app.get("/health", async (c) => c.json({ success: true as const, data: await health(c.env) }));
 
 app.get("/api/openapi.json", (c) => c.json(openApiDocument(new URL(c.req.url).origin)));
 

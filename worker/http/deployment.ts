@@ -6,6 +6,7 @@ import { checkRate } from "./rate-limit.ts";
 import { adminSecurity, failures, ok, router } from "./router.ts";
 import type { Health } from "../../protocol/api.ts";
 import { BroadcastEntry, HealthView } from "./schemas.ts";
+import { checkTokenKey } from "../tokens/key-check.ts";
 
 /**
  * The routes about the deployment rather than one broadcast, mounted at
@@ -22,12 +23,16 @@ deployment.openapi(
     summary: "Status, region, token mode and fan-out mode; a configuration error names the variable",
     responses: { ...ok(HealthView, "healthy"), ...failures(500) },
   }),
-  (c) => c.json({ success: true as const, data: health(c.env) }, 200),
+  async (c) => c.json({ success: true as const, data: await health(c.env) }, 200),
 );
 
-/** The health answer; also served at `/health`, outside `/api`. */
-export function health(env: Env): Health {
+/**
+ * The health answer; also served at `/health`, outside `/api`. A configuration error, the token
+ * key included (it must parse and be the pair of TOKEN_KEY_ARN's public key), names the variable.
+ */
+export async function health(env: Env): Promise<Health> {
   const config = loadConfig(env);
+  await checkTokenKey(config);
   return {
     status: "ok",
     region: config.ivs.region,

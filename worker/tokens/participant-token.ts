@@ -3,6 +3,8 @@ import { LRUCache } from "lru-cache";
 import type { IvsClient } from "../ivs/client.ts";
 import type { Capability } from "../ivs/types.ts";
 import { newParticipantId, selfSignedClaims } from "./claims.ts";
+import { toPkcs8Pem } from "./private-key.ts";
+import { ConfigError } from "../config.ts";
 
 /**
  * One way to get a participant token, whichever way it is made (docs/design.md, "Tokens"):
@@ -93,10 +95,16 @@ async function viaApi(ivs: IvsClient, request: ParticipantTokenRequest): Promise
 // rotation leaves the old one to age out).
 const keys = new LRUCache<string, Promise<CryptoKey>>({ max: 4 });
 
-function signingKey(privateKey: string): Promise<CryptoKey> {
+export function signingKey(privateKey: string): Promise<CryptoKey> {
   let key = keys.get(privateKey);
   if (!key) {
-    key = importPKCS8(toPem(privateKey), "ES384") as Promise<CryptoKey>;
+    key = (importPKCS8(toPem(privateKey), "ES384", { extractable: true }) as Promise<CryptoKey>).catch(() => {
+      // Named, never quoted: the value is a secret.
+      throw new ConfigError(
+        "TOKEN_PRIVATE_KEY",
+        "is not a P-384 private key (a PKCS#8 or SEC1 PEM, or its base64 body; `npm run keys` makes one)",
+      );
+    });
     keys.set(privateKey, key);
     key.catch(() => keys.delete(privateKey));
   }
@@ -106,16 +114,9 @@ function signingKey(privateKey: string): Promise<CryptoKey> {
 /**
  * Secrets hold the key as a PEM or as its base64 body on one line (what
  * `npm run keys` writes, since `.dev.vars` and `wrangler secret put` are
- * line-oriented); literal `\n` escapes are tolerated too.
+ * line-oriented); literal `\n` escapes are tolerated too; PKCS#8 or SEC1 (private-key.ts).
  */
-export function toPem(privateKey: string): string {
-  const body = privateKey
-    .replace(/\\n/g, "\n")
-    .replace(/-----(BEGIN|END) PRIVATE KEY-----/g, "")
-    .replace(/\s+/g, "");
-  const lines = body.match(/.{1,64}/g) ?? [];
-  return `-----BEGIN PRIVATE KEY-----\n${lines.join("\n")}\n-----END PRIVATE KEY-----\n`;
-}
+export const toPem = toPkcs8Pem;
 
 /** Self-signed when a key is configured (docs/design.md, "Tokens"), CreateParticipantToken otherwise. */
 export function tokenIssuerFor(
