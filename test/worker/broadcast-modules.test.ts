@@ -41,20 +41,30 @@ function build(state: DurableObjectState) {
 const ivsError = (type: string, status: number) => new IvsError("StartParticipantReplication", type, status, "");
 
 describe("the replication retry rule", () => {
-  it("retries 'not yet' (404, 409) for as long as it takes, on 1, 2, 4, 8 then every 15 seconds", () => {
-    const waits = [0, 1, 2, 3, 4, 20].map((attempts) => replicationRetry(ivsError("ConflictException", 409), attempts));
+  it("retries any refusal for as long as it takes while the publisher is not publishing, on 1, 2, 4, 8 then every 15 seconds", () => {
+    const waits = [0, 1, 2, 3, 4, 20].map((attempts) =>
+      replicationRetry(ivsError("ConflictException", 409), attempts, false),
+    );
     expect(waits).toEqual([1000, 2000, 4000, 8000, 15_000, 15_000].map((waitMs) => ({ retry: true, waitMs })));
-    expect(replicationRetry(ivsError("ResourceNotFoundException", 404), 100)).toEqual({ retry: true, waitMs: 15_000 });
+    // AWS documents no error for "not publishing yet": whichever it answers is retried.
+    for (const [type, status] of [
+      ["ResourceNotFoundException", 404],
+      ["ValidationException", 400],
+      ["ServiceQuotaExceededException", 402],
+      ["InternalServerException", 500],
+    ] as const)
+      expect(replicationRetry(ivsError(type, status), 100, false), type).toEqual({ retry: true, waitMs: 15_000 });
   });
 
-  it("retries a transient failure (throttling, a server error) eight times, then gives up", () => {
-    expect(replicationRetry(ivsError("ThrottlingException", 429), 7)).toMatchObject({ retry: true });
-    expect(replicationRetry(ivsError("InternalServerException", 500), 8)).toEqual({ retry: false });
+  it("retries any refusal about two and a half minutes once the publisher publishes, then gives up (a direct feed)", () => {
+    expect(replicationRetry(ivsError("ServiceQuotaExceededException", 402), 0, true)).toMatchObject({ retry: true });
+    expect(replicationRetry(ivsError("ValidationException", 400), 11, true)).toMatchObject({ retry: true });
+    expect(replicationRetry(ivsError("InternalServerException", 500), 12, true)).toEqual({ retry: false });
   });
 
-  it("gives up at once on a refusal that will not change (quota, access)", () => {
-    expect(replicationRetry(ivsError("ServiceQuotaExceededException", 402), 0)).toEqual({ retry: false });
-    expect(replicationRetry(ivsError("AccessDeniedException", 403), 0)).toEqual({ retry: false });
+  it("gives up at once on a refusal about the account itself (403: access denied, pending verification)", () => {
+    expect(replicationRetry(ivsError("AccessDeniedException", 403), 0, true)).toEqual({ retry: false });
+    expect(replicationRetry(ivsError("PendingVerification", 403), 0, false)).toEqual({ retry: false });
   });
 });
 

@@ -11,7 +11,18 @@ import { afterEach, describe, expect, it } from "vitest";
 import worker from "../../worker/index.ts";
 import { IvsClient } from "../../worker/ivs/client.ts";
 import { fanoutTags } from "../../worker/ivs/tags.ts";
-import { api, call, connectPublisher, data, emulator, joinAs, newBroadcastId, waitFor } from "./support.ts";
+import {
+  api,
+  call,
+  connectPublisher,
+  data,
+  emulator,
+  joinAs,
+  live,
+  liveWithEdge,
+  newBroadcastId,
+  waitFor,
+} from "./support.ts";
 
 /**
  * No fault leaks a stage (docs/design.md, "Faults"): each test performs one fault with the
@@ -36,28 +47,6 @@ const ivs = () =>
     accessKeyId: env.AWS_ACCESS_KEY_ID!,
     secretAccessKey: env.AWS_SECRET_ACCESS_KEY!,
   });
-
-/** A live broadcast with its origin. */
-async function live(b: string): Promise<Token> {
-  return data(await call<Token>(api(b, "/token/publisher"), { body: { userId: "host" } }));
-}
-
-/**
- * A live broadcast with an audience on an edge stage: three viewers fill the origin (stages of 3),
- * the fourth waits for the edge the pool adds and sits on it, so the edge is never drained.
- */
-async function liveWithEdge(b: string): Promise<{ grant: Token; edge: string }> {
-  const grant = await live(b);
-  for (let i = 0; i < 3; i++) await joinAs(b, `viewer-${i}`, grant.stageArn);
-  const edge = await waitFor(async () => {
-    const stages = data(await call<{ stages: StageView[] }>(api(b, "/stage/list"))).stages;
-    const found = stages.find((s) => s.role === "edge" && s.state === "ready");
-    expect(found).toBeDefined();
-    return found!.stageArn;
-  });
-  await joinAs(b, "viewer-3", edge);
-  return { grant, edge };
-}
 
 /** Edits the object's storage as a crash or time would have left it; the object is restarted to read it. */
 async function storage(b: string, edit: (sql: SqlStorage, state: DurableObjectState) => unknown) {

@@ -1,6 +1,16 @@
 import { env, evictAllDurableObjects, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
-import { api, call, connectPublisher, data, emulator, joinAs, newBroadcastId, waitFor } from "./support.ts";
+import {
+  api,
+  call,
+  connectPublisher,
+  data,
+  emulator,
+  joinAs,
+  liveWithEdge,
+  newBroadcastId,
+  waitFor,
+} from "./support.ts";
 
 /**
  * Where real IVS is less kind than the emulator used to be (issue 11), performed: the emulator now
@@ -16,7 +26,7 @@ afterEach(async () => {
 });
 
 type Token = { token: string; participantId: string; stageArn: string };
-type StageView = { stageArn: string; role: string; state: string; replication: string };
+type StageView = { stageArn: string; role: string; state: string; replication: string; feed: string };
 const stagesOf = async (b: string) => data(await call<{ stages: StageView[] }>(api(b, "/stage/list"))).stages;
 const tick = (b: string) => runDurableObjectAlarm(env.BROADCAST.getByName(b));
 
@@ -46,6 +56,65 @@ describe("lists read to the last page", () => {
     await tick(b);
     const after = await stagesOf(b);
     for (const edge of edges) expect(after.find((s) => s.stageArn === edge.stageArn)?.replication).toBe("active");
+    publisher.close();
+    await call(api(b, "/broadcast/end"), { body: {} });
+  });
+});
+
+describe("replication refusals, as AWS documents them", () => {
+  const edgeOf = async (b: string, edge: string) => (await stagesOf(b)).find((s) => s.stageArn === edge);
+
+  it("a refusal AWS does not document as final (here a 402) is retried with backoff, and the replica starts", async () => {
+    const b = newBroadcastId();
+    await emulator.faults({
+      rules: [{ operation: "StartParticipantReplication", errorType: "ServiceQuotaExceededException", times: 2 }],
+    });
+    const { grant, edge } = await liveWithEdge(b);
+    const publisher = await connectPublisher(grant.token);
+    await publisher.publish();
+    await call(api(b, "/broadcaster/publish-state"), { body: { stageArn: grant.stageArn, state: "publishing" } });
+    await waitFor(async () => {
+      await tick(b);
+      expect(await edgeOf(b, edge)).toMatchObject({ feed: "replica", replication: "active" });
+    }, 25_000);
+    publisher.close();
+    await call(api(b, "/broadcast/end"), { body: {} });
+  });
+
+  it("a stage that fell back to a direct feed is replicated again when a new publisher session starts, and IVS's error is logged", async () => {
+    const b = newBroadcastId();
+    await emulator.faults({
+      rules: [{ operation: "StartParticipantReplication", errorType: "AccessDeniedException" }],
+    });
+    const { grant, edge } = await liveWithEdge(b);
+    const first = await connectPublisher(grant.token);
+    await first.publish();
+    await call(api(b, "/broadcaster/publish-state"), { body: { stageArn: grant.stageArn, state: "publishing" } });
+    await waitFor(async () => {
+      await tick(b);
+      expect(await edgeOf(b, edge)).toMatchObject({ feed: "direct", replication: "failed" });
+    }, 25_000);
+    const failed = data(
+      await call<{ events: { type: string; detail: Record<string, unknown> }[] }>(api(b, "/events?limit=100")),
+    ).events.find((e) => e.type === "replication_failed");
+    expect(failed?.detail).toMatchObject({
+      error: "AccessDeniedException",
+      message: expect.stringContaining("Injected"),
+    });
+
+    // The operator fixes the permission; the studio stops and starts a new session.
+    await emulator.clearFaults();
+    await call(api(b, "/broadcaster/publish-state"), { body: { stageArn: grant.stageArn, state: "stopped" } });
+    first.close();
+    const second = data(await call<Token>(api(b, "/token/publisher"), { body: { userId: "host" } }));
+    expect(second.participantId).not.toBe(grant.participantId);
+    const publisher = await connectPublisher(second.token);
+    await publisher.publish();
+    await call(api(b, "/broadcaster/publish-state"), { body: { stageArn: second.stageArn, state: "publishing" } });
+    await waitFor(async () => {
+      await tick(b);
+      expect(await edgeOf(b, edge)).toMatchObject({ feed: "replica", replication: "active" });
+    }, 25_000);
     publisher.close();
     await call(api(b, "/broadcast/end"), { body: {} });
   });

@@ -182,3 +182,27 @@ export async function fetchWith(vars: Record<string, string>, path: string, init
   await waitOnExecutionContext(ctx);
   return response;
 }
+
+type StageView = { stageArn: string; role: string; state: string; replication: string; feed: string };
+
+/** A live broadcast with its origin: the publisher's token. */
+export async function live(b: string): Promise<ViewerGrant> {
+  return data(await call<ViewerGrant>(api(b, "/token/publisher"), { body: { userId: "host" } }));
+}
+
+/**
+ * A live broadcast with an audience on an edge stage: three viewers fill the origin (stages of 3),
+ * the fourth waits for the edge the pool adds and sits on it, so the edge is never drained.
+ */
+export async function liveWithEdge(b: string): Promise<{ grant: ViewerGrant; edge: string }> {
+  const grant = await live(b);
+  for (let i = 0; i < 3; i++) await joinAs(b, `viewer-${i}`, grant.stageArn);
+  const edge = await waitFor(async () => {
+    const stages = data(await call<{ stages: StageView[] }>(api(b, "/stage/list"))).stages;
+    const found = stages.find((s) => s.role === "edge" && s.state === "ready");
+    expect(found).toBeDefined();
+    return found!.stageArn;
+  });
+  await joinAs(b, "viewer-3", edge);
+  return { grant, edge };
+}

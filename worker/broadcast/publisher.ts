@@ -60,7 +60,8 @@ export class PublisherSession {
       since: now,
       expires_at: Date.parse(issued.expiresAt),
     });
-    if (previous?.participant_id !== issued.participantId) this.#replication.followNewPublisher(now);
+    if (previous?.participant_id !== issued.participantId)
+      this.#replication.followNewPublisher(now, previous?.state === "publishing");
     registry.event("publisher_token", { participantId: issued.participantId, userId: input.userId });
     await this.#c.arm(now);
     this.#c.channels.statsChanged();

@@ -15,22 +15,27 @@ import { announce } from "./stage-tokens.ts";
 
 /** The retry schedule: 1 s, 2 s, 4 s, 8 s, then every 15 s. Shown to operators, so without jitter. */
 const RETRY = { baseMs: 500, capMs: 15_000, jitter: "none" } as const;
-/** Other retryable failures (throttling, IVS errors, timeouts) get this many tries before a direct feed. */
-const MAX_TRANSIENT_ATTEMPTS = 8;
+/**
+ * Tries while the publisher publishes before a stage falls back to a direct feed: about two
+ * and a half minutes (1 + 2 + 4 + 8 s, then 15 s apart).
+ */
+const MAX_ATTEMPTS_WHILE_PUBLISHING = 12;
 const CHECK_INTERVAL_MS = 30_000;
 
 export type RetryDecision = { retry: true; waitMs: number } | { retry: false };
 
 /**
- * What to do after IVS refused to start a replica, `attempts` tries in.
- * Not connected (404) and connected but not publishing (409) are how the
- * emulator says "not yet" (AWS documents no specific error for it): retried as
- * long as it takes. Transient failures are retried a bounded number of times.
- * Anything else (quota, access, validation) is final: the caller falls back.
+ * What to do after IVS refused to start a replica, `attempts` tries in. AWS documents the
+ * errors StartParticipantReplication answers (404, 400, 403, 500, 402, 409, and 403
+ * PendingVerification) but not which one means "the publisher is not publishing yet", so
+ * only a refusal about the account itself (403: access denied, pending verification) is
+ * final. Every other refusal is retried with backoff: for as long as it takes while the
+ * publisher is not publishing (it cannot work before), and for a bounded time once it is;
+ * then the stage falls back to a direct feed.
  */
-export function replicationRetry(error: IvsError, attempts: number): RetryDecision {
-  const notYet = error.kind === "not_found" || error.kind === "conflict";
-  if (notYet || (error.retryable && attempts < MAX_TRANSIENT_ATTEMPTS))
+export function replicationRetry(error: IvsError, attempts: number, publishing: boolean): RetryDecision {
+  if (error.kind === "access_denied") return { retry: false };
+  if (!publishing || attempts < MAX_ATTEMPTS_WHILE_PUBLISHING)
     return { retry: true, waitMs: backoffDelay(attempts + 1, RETRY) };
   return { retry: false };
 }
@@ -42,12 +47,24 @@ export class Replication {
     this.#c = context;
   }
 
-  /** A new publisher participant: every replica must follow it (a failed one stays on its direct feed). */
-  followNewPublisher(now: number): void {
+  /**
+   * A new publisher participant: every replica must follow it. A stage that fell back to a
+   * direct feed gets another chance at replication too, when the previous publisher is no
+   * longer publishing (a new session: nothing publishes into it directly any more).
+   */
+  followNewPublisher(now: number, previousPublishing: boolean): void {
     const { registry } = this.#c;
     for (const stage of registry.stages()) {
-      if (stage.role === "edge" && stage.feed === "replica" && stage.replication !== "failed")
-        registry.updateStage(stage.arn, { replication: "pending", replication_attempts: 0, replication_next_at: now });
+      if (stage.role !== "edge") continue;
+      const retryFailed = stage.replication === "failed" && !previousPublishing;
+      if ((stage.feed === "replica" && stage.replication !== "failed") || retryFailed)
+        registry.updateStage(stage.arn, {
+          feed: "replica",
+          replication: "pending",
+          replication_attempts: 0,
+          replication_next_at: now,
+          replication_error: null,
+        });
     }
   }
 
@@ -99,12 +116,12 @@ export class Replication {
           this.#active(stage);
           continue;
         }
-        const decision = replicationRetry(error, stage.replication_attempts);
+        const decision = replicationRetry(error, stage.replication_attempts, publisher.state === "publishing");
         if (decision.retry) {
           registry.updateStage(stage.arn, {
             replication_attempts: stage.replication_attempts + 1,
             replication_next_at: now + decision.waitMs,
-            replication_error: error.type,
+            replication_error: errorText(error),
           });
         } else {
           await this.#fallBackToDirect(stage, error);
@@ -169,8 +186,17 @@ export class Replication {
 
   async #fallBackToDirect(stage: StageRow, error: IvsError): Promise<void> {
     const { registry } = this.#c;
-    registry.updateStage(stage.arn, { feed: "direct", replication: "failed", replication_error: error.type });
-    registry.event("replication_failed", { stageArn: stage.arn, error: error.type, fallback: "direct" });
+    registry.updateStage(stage.arn, { feed: "direct", replication: "failed", replication_error: errorText(error) });
+    registry.event("replication_failed", {
+      stageArn: stage.arn,
+      error: error.type,
+      message: error.message,
+      attempts: stage.replication_attempts + 1,
+      fallback: "direct",
+    });
     await announce(this.#c, registry.stage(stage.arn)!);
   }
 }
+
+/** What IVS said, for the operator: its error type and message (never a secret: IVS does not echo credentials). */
+const errorText = (error: IvsError) => error.message.replace(/^IVS \S+ failed: /, "").slice(0, 300);
