@@ -37,7 +37,7 @@ const CREATE_BACKOFF = {
   quota: { baseMs: 30_000, capMs: 300_000, jitter: "none" },
   other: { baseMs: 2_000, capMs: 60_000, jitter: "none" },
 } as const;
-/** Creation attempts for one stage when IVS fails ambiguously (the stage may exist: it is looked for first). */
+/** Creation attempts for one stage when IVS answers a 5xx (the stage may exist: it is looked for by its tag first). */
 const CREATE_ATTEMPTS = 3;
 
 export class StagePool {
