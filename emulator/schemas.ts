@@ -89,6 +89,13 @@ export const inputs = {
     filterByRecordingState: z.enum(["STARTING", "ACTIVE", "STOPPING", "STOPPED", "FAILED"]).optional(),
   }),
   GetParticipant: z.object({ stageArn: StageArn, sessionId: StageSessionId, participantId: ParticipantId }),
+  ListParticipantEvents: z.object({
+    stageArn: StageArn,
+    sessionId: StageSessionId,
+    participantId: ParticipantId,
+    nextToken: PaginationToken.optional(),
+    maxResults: maxResults(100).optional(),
+  }),
   DisconnectParticipant: z.object({
     stageArn: StageArn,
     participantId: ParticipantTokenId,

@@ -101,6 +101,7 @@ export class IvsService {
       ListStages: (i) => this.listStages(i),
       CreateParticipantToken: (i) => this.createParticipantToken(i),
       ListParticipants: (i) => this.listParticipants(i),
+      ListParticipantEvents: (i) => this.listParticipantEvents(i),
       GetParticipant: (i) => this.getParticipant(i),
       DisconnectParticipant: (i) => this.disconnectParticipant(i),
       ListStageSessions: (i) => this.listStageSessions(i),
@@ -240,11 +241,20 @@ export class IvsService {
     const matching = (session?.participants ?? []).filter(
       (p) =>
         (input.filterByUserId === undefined || p.userId === input.filterByUserId) &&
-        (input.filterByPublished === undefined || p.published === input.filterByPublished) &&
+        (input.filterByPublished === undefined || everPublished(p) === input.filterByPublished) &&
         (input.filterByState === undefined || p.state === input.filterByState),
     );
     const { items, nextToken } = page(matching, input.nextToken, this.#pageSize(input.maxResults));
     return { participants: items.map((p) => participantSummary(p)), nextToken };
+  }
+
+  /** A participant's events in a session, oldest first (AWS documents no order; IVS's console shows them so). */
+  listParticipantEvents(input: Input<"ListParticipantEvents">): Output {
+    const session = this.#session(this.#stage(input.stageArn), input.sessionId);
+    const participant = session.participants.find((p) => p.participantId === input.participantId);
+    const events = (participant?.events ?? []).map((e) => ({ ...e, participantId: input.participantId }));
+    const { items, nextToken } = page(events, input.nextToken, this.#pageSize(input.maxResults));
+    return { events: items, nextToken };
   }
 
   getParticipant(input: Input<"GetParticipant">): Output {
@@ -315,6 +325,7 @@ export class IvsService {
       session.participants.push(participant);
     }
     participant.state = "CONNECTED";
+    recordEvent(participant, "JOINED");
     // A publisher back within its reconnect window keeps its replicas.
     const timer = this.#reconnectTimers.get(key);
     if (timer) {
@@ -363,7 +374,10 @@ export class IvsService {
         throw modelled.quota(`Stage has ${this.options.quotas.publishersPerStage} publishers already.`);
       }
     }
+    if (participant.published !== published)
+      recordEvent(participant, published ? "PUBLISH_STARTED" : "PUBLISH_STOPPED");
     participant.published = published;
+    if (published) participant.everPublished = true;
     if (!published) this.#endReplicationsOf(connection, 0);
     const change: LocalServerMessage = {
       type: "participant_published",
@@ -380,6 +394,8 @@ export class IvsService {
     this.#connections.delete(key);
     const participant = this.#liveParticipant(connection);
     if (participant) {
+      if (participant.published) recordEvent(participant, "PUBLISH_STOPPED");
+      recordEvent(participant, "LEFT");
       participant.state = "DISCONNECTED";
       participant.published = false;
     }
@@ -472,6 +488,8 @@ export class IvsService {
       attributes: { ...participant.attributes, ...input.attributes },
       state: "CONNECTED",
       published: true,
+      everPublished: true,
+      events: [{ name: "REPLICATION_STARTED", eventTime: new Date().toISOString() }],
       firstJoinTime: new Date().toISOString(),
       replicationType: "REPLICA",
       sourceStageArn: source.arn,
@@ -704,13 +722,22 @@ function localView(p: ParticipantRecord): LocalParticipant {
   };
 }
 
+/** AWS's `published`: ever published in the session (records from before this field: their current state). */
+const everPublished = (p: ParticipantRecord): boolean => p.everPublished ?? p.published;
+
+function recordEvent(p: ParticipantRecord, name: string): void {
+  (p.events ??= []).push({ name, eventTime: new Date().toISOString() });
+  // Bounded: a participant that flaps for hours keeps its last thousand.
+  if (p.events.length > 1000) p.events.splice(0, p.events.length - 1000);
+}
+
 function participantSummary(p: ParticipantRecord): Output {
   return {
     participantId: p.participantId,
     userId: p.userId,
     state: p.state,
     firstJoinTime: p.firstJoinTime,
-    published: p.published,
+    published: everPublished(p),
     recordingState: "DISABLED",
     replicationType: p.replicationType,
     ...(p.replicationType === "REPLICA" && {

@@ -17,7 +17,12 @@ export interface ParticipantRecord {
   capabilities: Capability[];
   state: "CONNECTED" | "DISCONNECTED";
   firstJoinTime: string;
+  /** Publishing now (the emulator's own state: quotas, replication, media). */
   published: boolean;
+  /** Whether it ever published in this session: what AWS's `published` and `filterByPublished` mean. */
+  everPublished?: boolean;
+  /** What ListParticipantEvents answers: JOINED, LEFT, PUBLISH_STARTED, PUBLISH_STOPPED, in order. */
+  events?: { name: string; eventTime: string }[];
   replicationType: "SOURCE" | "REPLICA" | "NONE";
   sourceStageArn?: string;
   sourceSessionId?: string;

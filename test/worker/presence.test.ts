@@ -179,6 +179,20 @@ describe("a broadcast left idle", () => {
     await waitFor(async () => expect(data(await call<{ total: number }>(api(b, "/stage/list"))).total).toBe(0));
   });
 
+  it("ends when the publisher stays connected but stopped publishing: IVS's `published` means 'ever', its last event says now", async () => {
+    const b = newBroadcastId();
+    const grant = data(await call<Token>(api(b, "/token/publisher"), { body: { userId: "host" } }));
+    const { connectPublisher } = await import("./support.ts");
+    const studio = await connectPublisher(grant.token);
+    await studio.publish();
+    studio.ws.send(JSON.stringify({ type: "unpublish" }));
+    await studio.next("published");
+    await idleFor(b, 11);
+    await runDurableObjectAlarm(env.BROADCAST.getByName(b));
+    await waitFor(async () => expect(data(await call<{ status: string }>(api(b, "/stats"))).status).toBe("ended"));
+    studio.close();
+  });
+
   it("stays live when IVS shows the publisher publishing, even if the studio never said so", async () => {
     const b = newBroadcastId();
     const grant = data(await call<Token>(api(b, "/token/publisher"), { body: { userId: "obs" } }));

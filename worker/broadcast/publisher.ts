@@ -139,17 +139,32 @@ export class PublisherSession {
     return true;
   }
 
+  /**
+   * Whether a publisher participant publishes at IVS now. `published` (and `filterByPublished`)
+   * means "published at some point in this session", so a studio that stays connected after it
+   * stopped would count for ever: the participant's last publish event says whether it still does.
+   */
   async #publishingAtIvs(): Promise<boolean> {
     const { registry, ivs } = this.#c;
     const origin = registry.origin();
     if (!origin) return false;
     const { stage } = await ivs.getStage(origin.arn);
-    if (!stage.activeSessionId) return false;
-    const participants = await ivs.listAllParticipants({
-      stageArn: origin.arn,
-      sessionId: stage.activeSessionId,
-      filterByPublished: true,
-    });
-    return participants.some((p) => p.state === "CONNECTED" && p.replicationType !== "REPLICA");
+    const sessionId = stage.activeSessionId;
+    if (!sessionId) return false;
+    const participants = await ivs.listAllParticipants({ stageArn: origin.arn, sessionId, filterByPublished: true });
+    for (const p of participants) {
+      if (p.state !== "CONNECTED" || p.replicationType === "REPLICA" || !p.participantId) continue;
+      const events = await ivs.listAllParticipantEvents({
+        stageArn: origin.arn,
+        sessionId,
+        participantId: p.participantId,
+      });
+      const last = events
+        .filter((e) => e.name === "PUBLISH_STARTED" || e.name === "PUBLISH_STOPPED")
+        .sort((a, b) => Date.parse(a.eventTime ?? "") - Date.parse(b.eventTime ?? ""))
+        .at(-1);
+      if (last?.name === "PUBLISH_STARTED") return true;
+    }
+    return false;
   }
 }

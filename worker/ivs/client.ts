@@ -5,6 +5,7 @@ import type {
   Capability,
   Page,
   ParticipantReplica,
+  ParticipantEvent,
   ParticipantSummary,
   ParticipantToken,
   PublicKey,
@@ -57,6 +58,7 @@ export const PACED_OPERATIONS: ReadonlySet<string> = new Set([
   "GetStage",
   "ListStages",
   "ListParticipants",
+  "ListParticipantEvents",
   "ListStageSessions",
   "DisconnectParticipant",
 ]);
@@ -154,6 +156,23 @@ export class IvsClient {
     return this.#collect(
       (nextToken) => this.listParticipants({ ...input, nextToken, maxResults: 100 }),
       (p) => p.participants,
+    );
+  }
+
+  /** A participant's events in a session (JOINED, PUBLISH_STARTED, PUBLISH_STOPPED, LEFT, ...), every page. */
+  listAllParticipantEvents(input: {
+    stageArn: string;
+    sessionId: string;
+    participantId: string;
+  }): Promise<ParticipantEvent[]> {
+    return this.#collect(
+      (nextToken) =>
+        this.#call<{ events: ParticipantEvent[]; nextToken?: string }>("ListParticipantEvents", {
+          ...input,
+          nextToken,
+          maxResults: 100,
+        }),
+      (p) => p.events,
     );
   }
 

@@ -83,3 +83,11 @@ export interface Page {
   nextToken?: string;
   maxResults?: number;
 }
+
+/** One event of a participant in a stage session (ListParticipantEvents). */
+export interface ParticipantEvent {
+  name: string;
+  participantId?: string;
+  eventTime?: string;
+  errorCode?: string;
+}
