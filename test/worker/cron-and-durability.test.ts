@@ -1,31 +1,9 @@
-import {
-  createExecutionContext,
-  createScheduledController,
-  env,
-  evictAllDurableObjects,
-  waitOnExecutionContext,
-} from "cloudflare:test";
+import { evictAllDurableObjects } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import worker from "../../worker/index.ts";
-import { IvsClient } from "../../worker/ivs/client.ts";
 import { fanoutTags } from "../../worker/ivs/tags.ts";
-import { api, call, data, emulator, newBroadcastId, waitFor } from "./support.ts";
+import { api, call, data, emulator, ivs, newBroadcastId, runCron, waitFor } from "./support.ts";
 
 type Token = { token: string; participantId: string; stageArn: string };
-
-const ivs = () =>
-  new IvsClient({
-    region: "us-east-1",
-    endpoint: env.IVS_ENDPOINT,
-    accessKeyId: env.AWS_ACCESS_KEY_ID!,
-    secretAccessKey: env.AWS_SECRET_ACCESS_KEY!,
-  });
-
-async function runCron() {
-  const ctx = createExecutionContext();
-  await worker.scheduled(createScheduledController({ cron: "* * * * *", scheduledTime: Date.now() }), env, ctx);
-  await waitOnExecutionContext(ctx);
-}
 
 describe("the cron", () => {
   it("deletes an orphan stage that carries Fanout's tags and leaves untagged stages alone", async () => {

@@ -1,26 +1,20 @@
-import {
-  createExecutionContext,
-  createScheduledController,
-  env,
-  evictAllDurableObjects,
-  runDurableObjectAlarm,
-  runInDurableObject,
-  waitOnExecutionContext,
-} from "cloudflare:test";
+import { env, evictAllDurableObjects, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
-import worker from "../../worker/index.ts";
-import { IvsClient } from "../../worker/ivs/client.ts";
 import { fanoutTags } from "../../worker/ivs/tags.ts";
 import {
   api,
   call,
-  connectPublisher,
   data,
   emulator,
+  ivs,
   joinAs,
   live,
   liveWithEdge,
   newBroadcastId,
+  publishing,
+  replicating,
+  runCron,
+  tick,
   waitFor,
 } from "./support.ts";
 
@@ -40,13 +34,6 @@ type Token = { token: string; participantId: string; stageArn: string };
 type StageView = { stageArn: string; role: string; state: string; replication: string };
 
 const broadcast = (b: string) => env.BROADCAST.getByName(b);
-const ivs = () =>
-  new IvsClient({
-    region: "us-east-1",
-    endpoint: env.IVS_ENDPOINT,
-    accessKeyId: env.AWS_ACCESS_KEY_ID!,
-    secretAccessKey: env.AWS_SECRET_ACCESS_KEY!,
-  });
 
 /** Edits the object's storage as a crash or time would have left it; the object is restarted to read it. */
 async function storage(b: string, edit: (sql: SqlStorage, state: DurableObjectState) => unknown) {
@@ -73,8 +60,6 @@ const stats = async (b: string) =>
     }>(api(b, "/stats")),
   );
 
-/** Runs the object's alarm now, as workerd would when it is due. */
-const tick = (b: string) => runDurableObjectAlarm(broadcast(b));
 const alarmIn = async (b: string) => {
   const at = await runInDurableObject(broadcast(b), (_o, state) => state.storage.getAlarm());
   return at === null ? null : at - Date.now();
@@ -82,21 +67,6 @@ const alarmIn = async (b: string) => {
 /** Makes every queued deletion due now, instead of waiting out its backoff. */
 const dueNow = (b: string) =>
   storage(b, (sql) => sql.exec("UPDATE stages SET delete_next_at = 0 WHERE state = 'deleting'"));
-
-async function runCron() {
-  const ctx = createExecutionContext();
-  await worker.scheduled(createScheduledController({ cron: "* * * * *", scheduledTime: Date.now() }), env, ctx);
-  await waitOnExecutionContext(ctx);
-}
-
-/** Waits until replication into `edge` is active (the alarm retries it until the publisher publishes). */
-async function replicating(b: string, edge: string) {
-  await waitFor(async () => {
-    await tick(b);
-    const stages = data(await call<{ stages: StageView[] }>(api(b, "/stage/list"))).stages;
-    expect(stages.find((s) => s.stageArn === edge)?.replication).toBe("active");
-  }, 20_000);
-}
 
 async function endBroadcast(b: string) {
   return data(await call<{ deleted: string[]; pending: string[] }>(api(b, "/broadcast/end"), { body: {} }));
@@ -141,8 +111,7 @@ describe("deleting stages, whatever fails", () => {
   it("a StopParticipantReplication that fails before DeleteStage is retried, and the stage still goes", async () => {
     const b = newBroadcastId();
     const { grant, edge } = await liveWithEdge(b);
-    const publisher = await connectPublisher(grant.token);
-    await publisher.publish();
+    const publisher = await publishing(b, grant);
     await replicating(b, edge);
     await emulator.faults({
       rules: [{ operation: "StopParticipantReplication", errorType: "InternalServerException" }],
@@ -343,8 +312,7 @@ describe("ticks and the cron, whatever fails", () => {
   it("one IVS failure inside a tick (ListParticipantReplicas) does not stop it: the alarm is still set", async () => {
     const b = newBroadcastId();
     const { grant, edge } = await liveWithEdge(b);
-    const publisher = await connectPublisher(grant.token);
-    await publisher.publish();
+    const publisher = await publishing(b, grant);
     await replicating(b, edge);
     await emulator.faults({ rules: [{ operation: "ListParticipantReplicas", errorType: "InternalServerException" }] });
     await storage(b, (sql) => sql.exec("UPDATE broadcast SET replicas_checked_at = 0"));

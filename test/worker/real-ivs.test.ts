@@ -1,14 +1,16 @@
-import { env, evictAllDurableObjects, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env, evictAllDurableObjects, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   api,
   call,
-  connectPublisher,
   data,
   emulator,
   joinAs,
   liveWithEdge,
   newBroadcastId,
+  publishing,
+  replicating,
+  tick,
   waitFor,
 } from "./support.ts";
 
@@ -28,7 +30,6 @@ afterEach(async () => {
 type Token = { token: string; participantId: string; stageArn: string };
 type StageView = { stageArn: string; role: string; state: string; replication: string; feed: string };
 const stagesOf = async (b: string) => data(await call<{ stages: StageView[] }>(api(b, "/stage/list"))).stages;
-const tick = (b: string) => runDurableObjectAlarm(env.BROADCAST.getByName(b));
 
 describe("lists read to the last page", () => {
   it("replicas beyond the first page of ListParticipantReplicas are seen: a healthy replica is not restarted", async () => {
@@ -36,9 +37,7 @@ describe("lists read to the last page", () => {
     const grant = data(await call<Token>(api(b, "/token/publisher"), { body: { userId: "host" } }));
     // 7 viewers on stages of 3: the origin and two edges.
     for (let i = 0; i < 7; i++) await joinAs(b, `viewer-${i}`);
-    const publisher = await connectPublisher(grant.token);
-    await publisher.publish();
-    await call(api(b, "/broadcaster/publish-state"), { body: { stageArn: grant.stageArn, state: "publishing" } });
+    const publisher = await publishing(b, grant);
     const edges = await waitFor(async () => {
       await tick(b);
       const now = (await stagesOf(b)).filter((s) => s.role === "edge" && s.state === "ready");
@@ -70,13 +69,8 @@ describe("replication refusals, as AWS documents them", () => {
       rules: [{ operation: "StartParticipantReplication", errorType: "ServiceQuotaExceededException", times: 2 }],
     });
     const { grant, edge } = await liveWithEdge(b);
-    const publisher = await connectPublisher(grant.token);
-    await publisher.publish();
-    await call(api(b, "/broadcaster/publish-state"), { body: { stageArn: grant.stageArn, state: "publishing" } });
-    await waitFor(async () => {
-      await tick(b);
-      expect(await edgeOf(b, edge)).toMatchObject({ feed: "replica", replication: "active" });
-    }, 25_000);
+    const publisher = await publishing(b, grant);
+    await replicating(b, edge);
     publisher.close();
     await call(api(b, "/broadcast/end"), { body: {} });
   });
@@ -87,9 +81,7 @@ describe("replication refusals, as AWS documents them", () => {
       rules: [{ operation: "StartParticipantReplication", errorType: "AccessDeniedException" }],
     });
     const { grant, edge } = await liveWithEdge(b);
-    const first = await connectPublisher(grant.token);
-    await first.publish();
-    await call(api(b, "/broadcaster/publish-state"), { body: { stageArn: grant.stageArn, state: "publishing" } });
+    const first = await publishing(b, grant);
     await waitFor(async () => {
       await tick(b);
       expect(await edgeOf(b, edge)).toMatchObject({ feed: "direct", replication: "failed" });
@@ -108,13 +100,8 @@ describe("replication refusals, as AWS documents them", () => {
     first.close();
     const second = data(await call<Token>(api(b, "/token/publisher"), { body: { userId: "host" } }));
     expect(second.participantId).not.toBe(grant.participantId);
-    const publisher = await connectPublisher(second.token);
-    await publisher.publish();
-    await call(api(b, "/broadcaster/publish-state"), { body: { stageArn: second.stageArn, state: "publishing" } });
-    await waitFor(async () => {
-      await tick(b);
-      expect(await edgeOf(b, edge)).toMatchObject({ feed: "replica", replication: "active" });
-    }, 25_000);
+    const publisher = await publishing(b, second);
+    await replicating(b, edge);
     publisher.close();
     await call(api(b, "/broadcast/end"), { body: {} });
   });

@@ -1,6 +1,14 @@
-import { SELF, createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import {
+  SELF,
+  createExecutionContext,
+  createScheduledController,
+  env,
+  runDurableObjectAlarm,
+  waitOnExecutionContext,
+} from "cloudflare:test";
 import { expect, vi } from "vitest";
 import worker from "../../worker/index.ts";
+import { IvsClient } from "../../worker/ivs/client.ts";
 import { TEST_ADMIN_KEY } from "../support/test-keys.ts";
 
 /** Helpers for the control-plane tests: a fresh broadcast each, the API as a client calls it. */
@@ -205,4 +213,40 @@ export async function liveWithEdge(b: string): Promise<{ grant: ViewerGrant; edg
   });
   await joinAs(b, "viewer-3", edge);
   return { grant, edge };
+}
+
+/** A signed IVS client of the test's own, for arranging what IVS has behind Fanout's back. */
+export const ivs = () =>
+  new IvsClient({
+    region: "us-east-1",
+    endpoint: env.IVS_ENDPOINT,
+    accessKeyId: env.AWS_ACCESS_KEY_ID!,
+    secretAccessKey: env.AWS_SECRET_ACCESS_KEY!,
+  });
+
+/** The cron, as Cloudflare runs it every minute. */
+export async function runCron() {
+  const ctx = createExecutionContext();
+  await worker.scheduled(createScheduledController({ cron: "* * * * *", scheduledTime: Date.now() }), env, ctx);
+  await waitOnExecutionContext(ctx);
+}
+
+/** Runs a broadcast's alarm now, as workerd would when it is due. */
+export const tick = (b: string) => runDurableObjectAlarm(env.BROADCAST.getByName(b));
+
+/** The publisher publishing at IVS with `grant`, and the studio saying so: the socket to close when done. */
+export async function publishing(b: string, grant: { token: string; stageArn: string }) {
+  const publisher = await connectPublisher(grant.token);
+  await publisher.publish();
+  await call(api(b, "/broadcaster/publish-state"), { body: { stageArn: grant.stageArn, state: "publishing" } });
+  return publisher;
+}
+
+/** Waits until `edge` is fed by replication, started (the alarm retries it until the publisher publishes). */
+export async function replicating(b: string, edge: string) {
+  await waitFor(async () => {
+    await tick(b);
+    const stages = data(await call<{ stages: StageView[] }>(api(b, "/stage/list"))).stages;
+    expect(stages.find((s) => s.stageArn === edge)).toMatchObject({ feed: "replica", replication: "active" });
+  }, 25_000);
 }
