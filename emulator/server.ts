@@ -59,6 +59,7 @@ const Control = {
     .partial(),
   rateLimits: z.record(z.string(), z.number().int().min(1)),
   paging: z.object({ maxPageSize: z.number().int().min(1).nullable() }),
+  network: z.object({ down: z.boolean() }),
 };
 
 export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
@@ -95,6 +96,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   });
 
   const app = new Hono();
+  const sockets = new WebSocketServer({ noServer: true });
+  /** The network between clients and the events hub is gone: connections drop without a word, new ones fail. */
+  let networkDown = false;
 
   const awsError = (c: Context, error: AwsError) => {
     c.header("x-amzn-ErrorType", error.type);
@@ -196,17 +200,30 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     service.options.maxPageSize = parsed.data.maxPageSize ?? undefined;
     return c.json({ maxPageSize: parsed.data.maxPageSize });
   });
+  app.put("/_emulator/network", async (c) => {
+    const parsed = Control.network.safeParse(await c.req.json().catch(() => undefined));
+    if (!parsed.success) return c.json({ error: z.prettifyError(parsed.error) }, 400);
+    networkDown = parsed.data.down;
+    // As a cable pulled out: no close frame, the clients see an abnormal closure (1006).
+    if (networkDown) for (const socket of sockets.clients) socket.terminate();
+    return c.json({ down: networkDown });
+  });
   app.post("/_emulator/reset", (c) => {
     Object.assign(state, emptyState(), { signingKey: state.signingKey });
     Object.assign(quotas, defaultQuotas, definedOnly(options.quotas));
     faults = installFaults(options.faults ?? {}).data ?? noFaults();
     metrics.reset();
     service.options.maxPageSize = undefined;
+    networkDown = false;
     persist();
     return c.json({ ok: true });
   });
 
   // ── participant events hub ───────────────────────────────────────────────
+  app.use("/events", async (c, next) => {
+    if (networkDown) return c.text("network unreachable", 503);
+    await next();
+  });
   app.get(
     "/events",
     upgradeWebSocket(() => {
@@ -224,7 +241,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
               case "join": {
                 if (connection) throw new AwsError("ConflictException", 409, "already joined");
                 connection = await service.connect(message.token, {
-                  kick: (reason) => ws.close(4000, reason.slice(0, 120)),
+                  kick: (reason, text) => {
+                    send({ type: "disconnect", reason, message: text });
+                    ws.close(4000, text.slice(0, 120));
+                  },
                   send,
                 });
                 send({
@@ -296,7 +316,6 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   });
   app.notFound((c) => awsError(c, new AwsError("UnknownOperationException", 404, "No such route.")));
 
-  const sockets = new WebSocketServer({ noServer: true });
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: app.fetch, port: options.port ?? 0, hostname: host, websocket: { server: sockets } }, () =>
       resolve(s),

@@ -1,4 +1,4 @@
-import type { LocalParticipant, LocalServerMessage } from "../protocol/local-media.ts";
+import type { DisconnectReason, LocalParticipant, LocalServerMessage } from "../protocol/local-media.ts";
 import { AwsError, modelled } from "./errors.ts";
 import { randomId, sessionId } from "./ids.ts";
 import type { Input, OperationName } from "./schemas.ts";
@@ -67,8 +67,8 @@ export interface Connection {
   participantId: string;
   sessionId: string;
   capabilities: Capability[];
-  /** Closes the transport; called when IVS disconnects the participant. */
-  kick: (reason: string) => void;
+  /** Tells the participant why and closes the transport; called when IVS disconnects the participant. */
+  kick: (reason: DisconnectReason, message: string) => void;
   /** Sends a message of the local media protocol to this participant. */
   send: (message: LocalServerMessage) => void;
 }
@@ -172,7 +172,7 @@ export class IvsService {
       }
     }
     for (const connection of [...this.#connections.values()]) {
-      if (connection.stageArn === arn) connection.kick("stage deleted");
+      if (connection.stageArn === arn) connection.kick("STAGE_DELETED", "stage deleted");
     }
     this.#state.stages = this.#state.stages.filter((s) => s !== stage);
     this.options.onChange();
@@ -270,7 +270,7 @@ export class IvsService {
     if (!stage.revoked.includes(input.participantId)) stage.revoked.push(input.participantId);
     this.#connections
       .get(connectionKey(stage.arn, input.participantId))
-      ?.kick(input.reason ?? "disconnected by the service");
+      ?.kick("PARTICIPANT_DISCONNECTED", input.reason ?? "disconnected by the service");
     this.options.onChange();
     return {};
   }
@@ -302,10 +302,14 @@ export class IvsService {
     if (stage.revoked.includes(claims.jti))
       throw new TokenRejected("revoked", "participant was disconnected and revoked");
     const key = connectionKey(stage.arn, claims.jti);
-    if (this.#connections.has(key)) {
-      throw new AwsError("ConflictException", 409, "token is already in use by another connection");
-    }
     const session = activeSession(stage) ?? this.#startSession(stage);
+    // One connection per participant, and the last one wins (as IVS does): the earlier connection is told
+    // TOKEN_REUSED and closed. Its publisher state goes with it; the new connection publishes again.
+    const earlier = this.#connections.get(key);
+    if (earlier) {
+      this.#drop(earlier, { endSession: false });
+      earlier.kick("TOKEN_REUSED", "the participant's token connected again elsewhere");
+    }
     const subscribers = session.participants.filter((p) => p.state === "CONNECTED" && !p.published).length;
     if (subscribers >= this.options.quotas.subscribersPerStage) {
       throw modelled.quota(`Stage is full: ${this.options.quotas.subscribersPerStage} subscribers.`);
@@ -389,6 +393,10 @@ export class IvsService {
   }
 
   disconnect(connection: Connection): void {
+    this.#drop(connection, { endSession: true });
+  }
+
+  #drop(connection: Connection, options: { endSession: boolean }): void {
     const key = connectionKey(connection.stageArn, connection.participantId);
     if (this.#connections.get(key) !== connection) return;
     this.#connections.delete(key);
@@ -402,7 +410,7 @@ export class IvsService {
     this.#endReplicationsOf(connection);
     this.#toStage(connection.stageArn, { type: "participant_left", participantId: connection.participantId });
     const stage = this.#state.stages.find((s) => s.arn === connection.stageArn);
-    if (stage) this.#endSessionIfEmpty(stage);
+    if (stage && options.endSession) this.#endSessionIfEmpty(stage);
     this.options.onChange();
   }
 

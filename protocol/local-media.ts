@@ -29,6 +29,14 @@ export interface LocalParticipant {
   replicaOf?: string;
 }
 
+/**
+ * Why IVS ends a participant's connection, with the codes of its signalling
+ * (the Web Broadcast SDK maps them to `StageLeftReason`): the same
+ * participant's token connected again elsewhere (the last connection wins),
+ * DisconnectParticipant, or the stage was deleted.
+ */
+export type DisconnectReason = "TOKEN_REUSED" | "PARTICIPANT_DISCONNECTED" | "STAGE_DELETED";
+
 export type LocalServerMessage =
   | { type: "joined"; participantId: string; stageArn: string; sessionId: string; participants: LocalParticipant[] }
   | { type: "published"; published: boolean }
@@ -37,4 +45,6 @@ export type LocalServerMessage =
   | { type: "participant_left"; participantId: string }
   | { type: "participant_published"; participantId: string; published: boolean }
   | { type: "signal"; from: string; data: unknown }
-  | { type: "error"; code: string; message: string };
+  | { type: "error"; code: string; message: string }
+  /** Sent just before the hub closes the connection for good; the client must not reconnect with this token. */
+  | { type: "disconnect"; reason: DisconnectReason; message: string };

@@ -1,5 +1,5 @@
 import type { LocalStageStream, StageParticipantInfo, StageStream } from "amazon-ivs-web-broadcast";
-import { Emitter, type MediaStage, type StageParticipant, type StageStrategy } from "./stage.ts";
+import { Emitter, leftReason, type MediaStage, type StageParticipant, type StageStrategy } from "./stage.ts";
 
 /** The IVS Web Broadcast SDK behind the pages' `MediaStage`. Loaded on demand (it needs `window`). */
 export async function ivsStage(token: string, strategy: StageStrategy): Promise<MediaStage> {
@@ -39,6 +39,7 @@ export async function ivsStage(token: string, strategy: StageStrategy): Promise<
   stage.on(StageEvents.STAGE_PARTICIPANT_PUBLISH_STATE_CHANGED, (p, state) =>
     events.emit("stageParticipantPublishStateChanged", participant(p), state),
   );
+  stage.on(StageEvents.STAGE_LEFT, (reason) => events.emit("stageLeft", leftReason(reason)));
 
   return {
     transport: "ivs",

@@ -1,9 +1,11 @@
-import type { LocalParticipant, LocalServerMessage } from "#protocol/local-media.ts";
+import type { DisconnectReason, LocalParticipant, LocalServerMessage } from "#protocol/local-media.ts";
+import { backoffDelay } from "../timing.ts";
 import {
   Emitter,
   tokenInfo,
   type ConnectionState,
   type MediaStage,
+  type StageLeftReason,
   type StageParticipant,
   type StageStrategy,
 } from "./stage.ts";
@@ -30,6 +32,40 @@ interface Remote {
 
 const GATHER_TIMEOUT_MS = 2_000;
 
+/**
+ * How long a lost connection is retried before the transport gives up and
+ * leaves: the IVS Web Broadcast SDK retries internally for up to 30 seconds
+ * before it reports a FAILED error (AWS, "Error Handling in the IVS Web
+ * Broadcast SDK"). This transport behaves the same, so the pages are tested
+ * against the behaviour they meet in production.
+ */
+export const RECONNECT_WINDOW_MS = 30_000;
+const RECONNECT_BACKOFF = { baseMs: 250, capMs: 4_000 };
+
+export interface LocalStageOptions {
+  reconnectWindowMs?: number;
+  random?: () => number;
+}
+
+const LEFT_FOR: Record<DisconnectReason, StageLeftReason> = {
+  TOKEN_REUSED: "token-reused",
+  PARTICIPANT_DISCONNECTED: "participant-disconnected",
+  STAGE_DELETED: "stage-deleted",
+};
+
+/**
+ * Whether a closed connection is over for good, and why: a refusal of the
+ * token (revoked, stage gone) or of an exchange, or an error the hub chose.
+ * A connection that just dropped (1006: the network) is not: it is retried.
+ */
+function finalReason(code: number, reason: string, exchanging: boolean): StageLeftReason | undefined {
+  if (code === 1006 || code === 1001 || code === 1011 || code === 1012 || code === 1013) return undefined;
+  if (exchanging) return "failed-exchange";
+  if (code === 4401 && reason === "revoked") return "participant-disconnected";
+  if (code === 4401 && reason === "wrong_stage") return "stage-deleted";
+  return "unknown";
+}
+
 export class LocalStage implements MediaStage {
   readonly transport = "local";
   #token: string;
@@ -43,37 +79,97 @@ export class LocalStage implements MediaStage {
   /** Viewers of replica stages we send to: not on this stage, so never announced by the hub. */
   #replicaViewers = new Map<string, Remote>();
   #pending?: { resolve: () => void; reject: (error: Error) => void; type: "joined" | "exchanged" };
+  #options: Required<LocalStageOptions>;
+  /** Joined at least once: from then on a lost connection is retried, not reported to `join()`. */
+  #joinedOnce = false;
+  /** Left for good (by the page, or for a reason the hub gave): nothing reconnects. */
+  #left = false;
+  /** The reason the hub gave in its last words (`disconnect`), before it closed the connection. */
+  #disconnectReason?: StageLeftReason;
+  #erroredSince?: number;
+  #attempt = 0;
+  #retryTimer?: ReturnType<typeof setTimeout>;
 
-  constructor(token: string, strategy: StageStrategy) {
+  constructor(token: string, strategy: StageStrategy, options: LocalStageOptions = {}) {
     this.#token = token;
     this.#strategy = strategy;
+    this.#options = { reconnectWindowMs: RECONNECT_WINDOW_MS, random: Math.random, ...options };
   }
 
   on: MediaStage["on"] = (event, listener) => this.#events.on(event, listener);
   off: MediaStage["off"] = (event, listener) => this.#events.off(event, listener);
 
   join(): Promise<void> {
-    const url = tokenInfo(this.#token).eventsUrl;
-    if (!url) return Promise.reject(new Error("This token names no events endpoint."));
+    if (!tokenInfo(this.#token).eventsUrl) return Promise.reject(new Error("This token names no events endpoint."));
+    this.#left = false;
     this.#setState("connecting");
-    const ws = new WebSocket(url);
-    this.#ws = ws;
-    ws.addEventListener("open", () => ws.send(JSON.stringify({ type: "join", token: this.#token })));
-    ws.addEventListener("message", (event) => void this.#receive(JSON.parse(String(event.data)) as LocalServerMessage));
-    ws.addEventListener("close", (event) => {
-      if (this.#ws !== ws) return;
-      this.#pending?.reject(new Error(event.reason || "The stage connection closed."));
-      this.#pending = undefined;
-      this.#teardown(event.code === 1000 ? "disconnected" : "errored");
-    });
+    this.#open();
     return new Promise((resolve, reject) => (this.#pending = { resolve, reject, type: "joined" }));
   }
 
   leave(): void {
+    const wasConnected = this.#state !== "disconnected";
+    this.#left = true;
+    clearTimeout(this.#retryTimer);
     const ws = this.#ws;
     this.#ws = undefined;
     if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000, "left");
-    this.#teardown("disconnected");
+    this.#teardown(this.#state);
+    if (wasConnected) this.#events.emit("stageLeft", "user-initiated");
+    this.#setState("disconnected");
+  }
+
+  #open(): void {
+    const ws = new WebSocket(tokenInfo(this.#token).eventsUrl!);
+    this.#ws = ws;
+    this.#disconnectReason = undefined;
+    ws.addEventListener("open", () => ws.send(JSON.stringify({ type: "join", token: this.#token })));
+    ws.addEventListener("message", (event) => {
+      if (this.#ws === ws) void this.#receive(JSON.parse(String(event.data)) as LocalServerMessage);
+    });
+    ws.addEventListener("close", (event) => {
+      if (this.#ws !== ws) return;
+      this.#ws = undefined;
+      this.#closed(event.code, event.reason);
+    });
+  }
+
+  /**
+   * The connection closed without the page leaving. Before the first join
+   * this is join()'s failure; after it, either the end (a reason the hub
+   * gave, a refused token) or a lost connection: `errored`, then connecting
+   * again with the same token, until the reconnect window runs out.
+   */
+  #closed(code: number, reason: string): void {
+    const pending = this.#pending;
+    this.#pending = undefined;
+    if (!this.#joinedOnce) {
+      pending?.reject(new Error(reason || "Could not connect to the stage."));
+      this.#teardown("disconnected");
+      return;
+    }
+    const final = this.#disconnectReason ?? finalReason(code, reason, pending?.type === "exchanged");
+    pending?.reject(new Error(reason || "The stage connection closed."));
+    if (final) return this.#finish(final);
+    const now = Date.now();
+    this.#erroredSince ??= now;
+    this.#teardown("errored");
+    if (now - this.#erroredSince >= this.#options.reconnectWindowMs) return this.#finish("unknown");
+    const delay = backoffDelay(this.#attempt++, RECONNECT_BACKOFF, this.#options.random);
+    this.#retryTimer = setTimeout(() => {
+      if (this.#left) return;
+      this.#setState("connecting");
+      this.#open();
+    }, delay);
+  }
+
+  /** Over for good: why, then `disconnected`. */
+  #finish(reason: StageLeftReason): void {
+    this.#left = true;
+    clearTimeout(this.#retryTimer);
+    this.#teardown(this.#state);
+    this.#events.emit("stageLeft", reason);
+    this.#setState("disconnected");
   }
 
   refreshStrategy(): void {
@@ -102,6 +198,9 @@ export class LocalStage implements MediaStage {
       case "joined": {
         const info = tokenInfo(this.#token);
         this.#self = { id: message.participantId, userId: info.userId ?? "", isLocal: true, isPublishing: false };
+        this.#joinedOnce = true;
+        this.#attempt = 0;
+        this.#erroredSince = undefined;
         this.#setState("connected");
         this.#settle("joined");
         for (const p of message.participants) this.#arrive(p);
@@ -141,7 +240,12 @@ export class LocalStage implements MediaStage {
       case "signal":
         await this.#signal(message.from, message.data as Signal);
         break;
+      case "disconnect":
+        this.#disconnectReason = LEFT_FOR[message.reason] ?? "unknown";
+        break;
       case "error":
+        // A refused exchange ends the connection (the hub closes it next), as the SDK's FAILED_EXCHANGE.
+        if (this.#pending?.type === "exchanged") this.#disconnectReason = "failed-exchange";
         if (this.#pending) {
           this.#pending.reject(new Error(message.message));
           this.#pending = undefined;

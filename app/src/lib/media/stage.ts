@@ -7,7 +7,37 @@
  * (open-stage.ts); no page knows.
  */
 
+/**
+ * The SDK's connection states. `errored` is transient: the SDK reconnects by
+ * itself (errored → connecting → connected) and publishes again; it gives up
+ * after about 30 s of failed attempts, and then leaves (`stageLeft`). Answering
+ * `errored` with a second `Stage` for the same participant makes the two
+ * connections kick each other (the last connection wins).
+ */
 export type ConnectionState = "disconnected" | "connecting" | "connected" | "errored";
+
+/**
+ * Why a stage connection ended for good (the SDK's `StageLeftReason` values):
+ * the page left; the same participant's token connected elsewhere; the
+ * participant was disconnected (DisconnectParticipant); the stage was
+ * deleted; a token exchange was refused; or anything else, the SDK's
+ * reconnection giving up included.
+ */
+export type StageLeftReason =
+  "user-initiated" | "token-reused" | "participant-disconnected" | "stage-deleted" | "failed-exchange" | "unknown";
+
+const LEFT_REASONS: readonly string[] = [
+  "user-initiated",
+  "token-reused",
+  "participant-disconnected",
+  "stage-deleted",
+  "failed-exchange",
+];
+
+/** The SDK may add reasons; the pages treat any they do not know as `unknown`. */
+export function leftReason(value: string): StageLeftReason {
+  return LEFT_REASONS.includes(value) ? (value as StageLeftReason) : "unknown";
+}
 export type ParticipantPublishState = "not_published" | "attempting_publish" | "published" | "errored";
 
 export interface StageParticipant {
@@ -32,6 +62,8 @@ export interface StageEventMap {
   stageParticipantStreamsAdded: [participant: StageParticipant, tracks: MediaStreamTrack[]];
   stageParticipantStreamsRemoved: [participant: StageParticipant, tracks: MediaStreamTrack[]];
   stageParticipantPublishStateChanged: [participant: StageParticipant, state: ParticipantPublishState];
+  /** The connection ended for good, and why; followed by `disconnected`. */
+  stageLeft: [reason: StageLeftReason];
 }
 export type StageEvent = keyof StageEventMap;
 export type StageListener<E extends StageEvent> = (...args: StageEventMap[E]) => void;
