@@ -1,5 +1,5 @@
 import type { DisconnectReason, LocalParticipant, LocalServerMessage } from "../protocol/local-media.ts";
-import { AwsError, modelled } from "./errors.ts";
+import { modelled } from "./errors.ts";
 import { randomId, sessionId } from "./ids.ts";
 import type { Input, OperationName } from "./schemas.ts";
 import type {
