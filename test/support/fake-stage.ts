@@ -64,12 +64,19 @@ export class FakeStage implements MediaStage {
 export function stageFactory() {
   const stages: FakeStage[] = [];
   const order: string[] = [];
+  let failing = 0;
+  /** The next `n` joins fail, as a join does when the network is gone. */
+  const failNextJoins = (n: number) => void (failing = n);
   const open = async (token: string, strategy: StageStrategy) => {
     const stage = new FakeStage(token, strategy);
     const join = stage.join.bind(stage);
     const leave = stage.leave.bind(stage);
     stage.join = async () => {
       order.push(`join ${stages.indexOf(stage)}`);
+      if (failing > 0) {
+        failing--;
+        throw new Error("Could not connect to the stage.");
+      }
       await join();
     };
     stage.leave = () => {
@@ -79,7 +86,7 @@ export function stageFactory() {
     stages.push(stage);
     return stage;
   };
-  return { stages, order, open };
+  return { stages, order, open, failNextJoins };
 }
 
 export class FakeSocket implements SocketLike {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { StudioSession, type StudioApi } from "../../app/src/lib/studio/session.ts";
+import { RECOVERY_TIMEOUT_MS, StudioSession, type StudioApi } from "../../app/src/lib/studio/session.ts";
 import { FakeSocket, ManualClock, fakeToken, settle, stageFactory } from "../support/fake-stage.ts";
 
 const ORIGIN = "arn:aws:ivs:us-east-1:123456789012:stage/origin";
@@ -252,5 +252,143 @@ describe("the studio's stage bookkeeping", () => {
     await settle();
     session.refresh();
     expect(stages.stages.map((s) => s.calls.at(-1))).toEqual(["refreshStrategy", "refreshStrategy"]);
+  });
+});
+
+describe("the studio and IVS's connection lifecycle (errored is transient, the last connection wins)", () => {
+  const self = { id: "pub-1", userId: "host", isLocal: true, isPublishing: true };
+
+  async function live() {
+    const env = studio();
+    await env.session.start();
+    env.sockets[0]!.open();
+    env.sockets[0]!.receive({ type: "ready" });
+    const origin = env.stages.stages[0]!;
+    origin.emit("stageParticipantPublishStateChanged", self, "published");
+    return { ...env, origin };
+  }
+  const reports = (socket: FakeSocket) => socket.json().filter((m) => m.type === "publish_state");
+
+  it("leaves a transient errored to the SDK: no renewal, no second connection, and it carries on when it reconnects", async () => {
+    const { session, calls, stages, origin, clock } = await live();
+    origin.emit("stageConnectionStateChanged", "errored");
+    origin.emit("stageParticipantPublishStateChanged", self, "not_published");
+    origin.emit("stageConnectionStateChanged", "connecting");
+    await clock.advance(20_000);
+    expect(stages.stages).toHaveLength(1);
+    expect(calls.filter((c) => /^publisherToken( |$)/.test(c))).toEqual(["publisherToken"]);
+    expect(session.state.stages[0]).toMatchObject({ connection: "connecting", publishState: "not_published" });
+
+    origin.emit("stageConnectionStateChanged", "connected");
+    origin.emit("stageParticipantPublishStateChanged", self, "published");
+    await clock.advance(60_000);
+    expect(stages.stages).toHaveLength(1);
+    expect(origin.left).toBe(false);
+    expect(session.state).toMatchObject({
+      status: "live",
+      stages: [{ connection: "connected", publishState: "published" }],
+    });
+    expect(session.state.log.map((l) => l.text)).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/interrupted; reconnecting/),
+        expect.stringMatching(/^Reconnected/),
+      ]),
+    );
+  });
+
+  it("a renewal due while the SDK reconnects waits for it instead of opening a second connection", async () => {
+    const { calls, stages, origin, clock } = await live();
+    await clock.advance(235 * MINUTE - 1_000);
+    origin.emit("stageConnectionStateChanged", "errored");
+    await clock.advance(10_000);
+    expect(calls).not.toContain("publisherToken pub-1");
+    origin.emit("stageConnectionStateChanged", "connected");
+    await clock.advance(5_000);
+    expect(calls).toContain("publisherToken pub-1");
+    expect(stages.stages).toHaveLength(1);
+    expect(origin.calls).toEqual(["join", "exchangeToken"]);
+  });
+
+  it("an errored connection that neither recovers nor leaves is left first, then joined afresh", async () => {
+    const { stages, origin, clock } = await live();
+    origin.emit("stageConnectionStateChanged", "errored");
+    await clock.advance(RECOVERY_TIMEOUT_MS - 1);
+    expect(stages.stages).toHaveLength(1);
+    await clock.advance(1);
+    expect(stages.order).toEqual(["join 0", "leave 0", "join 1"]);
+  });
+
+  it("a token reused elsewhere is not fought: this page stops publishing and says why, and the broadcast goes on", async () => {
+    const { session, calls, stages, sockets, origin, clock } = await live();
+    origin.emit("stageParticipantPublishStateChanged", self, "not_published");
+    origin.emit("stageLeft", "token-reused");
+    origin.emit("stageConnectionStateChanged", "disconnected");
+    await clock.advance(10 * MINUTE);
+    expect(stages.stages).toHaveLength(1);
+    expect(calls).not.toContain("endBroadcast");
+    expect(calls.filter((c) => /^publisherToken( |$)/.test(c))).toHaveLength(1);
+    expect(session.state).toMatchObject({ status: "error", error: expect.stringMatching(/Another studio took over/) });
+    expect(session.live).toBe(false);
+    expect(sockets[0]!.closedWith).toBe(1000);
+    // It said it stopped (the connection that took over reports "publishing" once it publishes), and nothing more.
+    expect(reports(sockets[0]!).map((m) => m.data?.state)).toEqual(["publishing", "stopped"]);
+  });
+
+  it("a participant disconnected by the server stops the studio with the reason; it does not rejoin", async () => {
+    const { session, stages, origin, clock } = await live();
+    origin.emit("stageLeft", "participant-disconnected");
+    await clock.advance(10 * MINUTE);
+    expect(stages.stages).toHaveLength(1);
+    expect(session.state).toMatchObject({ status: "error", error: expect.stringMatching(/server disconnected/) });
+  });
+
+  it("an unknown end (the SDK gave up) or a refused exchange joins again with a fresh token, and says it stopped publishing meanwhile", async () => {
+    for (const reason of ["unknown", "failed-exchange"] as const) {
+      const { session, calls, stages, sockets, origin } = await live();
+      origin.emit("stageLeft", reason);
+      await settle();
+      expect(calls).toContain("publisherToken pub-1");
+      expect(stages.stages).toHaveLength(2);
+      expect(stages.stages[1]!.joined).toBe(true);
+      expect(reports(sockets[0]!).map((m) => m.data?.state)).toEqual(["publishing", "stopped"]);
+      expect(session.state.stages).toMatchObject([{ participantId: "pub-1", connection: "connected" }]);
+    }
+  });
+
+  it("a connection that ends without a reason is treated as an unknown end", async () => {
+    const { stages, origin } = await live();
+    origin.emit("stageConnectionStateChanged", "disconnected");
+    await settle();
+    expect(stages.stages).toHaveLength(2);
+  });
+
+  it("a deleted origin asks the server for the broadcast's current one; a deleted direct-fed stage is left", async () => {
+    const { session, calls, stages, sockets, origin, token } = await live();
+    sockets[0]!.receive({
+      type: "stage_created",
+      data: { stageArn: EDGE, feed: "direct", token: token("d-1", EDGE), participantId: "d-1", timestamp: "t" },
+    });
+    await settle();
+    stages.stages[1]!.emit("stageLeft", "stage-deleted");
+    await settle();
+    expect(stages.stages[1]!.left).toBe(true);
+    expect(session.state.stages.map((s) => s.stageArn)).toEqual([ORIGIN]);
+
+    origin.emit("stageLeft", "stage-deleted");
+    await settle();
+    expect(calls).toContain("publisherToken pub-1");
+    expect(stages.stages).toHaveLength(3);
+  });
+
+  it("a failed rejoin is retried with backoff, and the stage is not lost", async () => {
+    const { session, stages, origin, clock } = await live();
+    stages.failNextJoins(1);
+    origin.emit("stageLeft", "unknown");
+    await settle();
+    expect(stages.order).toEqual(["join 0", "join 1", "leave 1"]);
+    expect(session.state.log[0]!.text).toMatch(/failed .*Could not connect/);
+    await clock.advance(1_000);
+    expect(stages.order.slice(3)).toEqual(["join 2"]);
+    expect(session.state.stages).toMatchObject([{ stageArn: ORIGIN, connection: "connected" }]);
   });
 });

@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { ViewerSession, type ViewerApi, type ViewerGrant } from "../../app/src/lib/viewer/session.ts";
+import {
+  RECOVERY_TIMEOUT_MS,
+  ViewerSession,
+  type ViewerApi,
+  type ViewerGrant,
+} from "../../app/src/lib/viewer/session.ts";
 import { FakeSocket, ManualClock, fakeToken, settle, stageFactory } from "../support/fake-stage.ts";
 
 const A = "arn:aws:ivs:us-east-1:123456789012:stage/a";
@@ -213,5 +218,75 @@ describe("the viewer's connection", () => {
     await playing(v);
     await v.clock.advance(55 * MINUTE);
     expect(v.stages.order).toEqual(["join 0", "join 1", "leave 0"]);
+  });
+});
+
+describe("the viewer and IVS's connection lifecycle (errored is transient, the last connection wins)", () => {
+  it("leaves a transient errored to the SDK: the same connection plays again when it reconnects, no new participant", async () => {
+    const v = viewer();
+    v.session.start();
+    await playing(v);
+    const stage = v.stages.stages[0]!;
+    stage.emit("stageConnectionStateChanged", "errored");
+    expect(v.session.state).toMatchObject({ status: "reconnecting", message: expect.stringMatching(/interrupted/) });
+    stage.emit("stageConnectionStateChanged", "connecting");
+    await v.clock.advance(20_000);
+    expect(v.calls).toEqual(["join"]);
+    expect(stage.left).toBe(false);
+    stage.emit("stageConnectionStateChanged", "connected");
+    expect(v.session.state).toMatchObject({ status: "live", tracks: [video, audio] });
+    await v.clock.advance(RECOVERY_TIMEOUT_MS);
+    expect(v.calls).toEqual(["join"]);
+    expect(v.stages.stages).toHaveLength(1);
+  });
+
+  it("joins afresh only when errored neither recovers nor leaves in time", async () => {
+    const v = viewer();
+    v.session.start();
+    await playing(v);
+    v.stages.stages[0]!.emit("stageConnectionStateChanged", "errored");
+    await v.clock.advance(RECOVERY_TIMEOUT_MS - 1);
+    expect(v.calls).toEqual(["join"]);
+    await v.clock.advance(1);
+    expect(v.stages.stages[0]!.left).toBe(true);
+    await v.clock.advance(1_000);
+    expect(v.calls).toEqual(["join", "join"]);
+  });
+
+  it("taken over by the same viewer elsewhere (token reused), it stops and says so, and never fights back", async () => {
+    const v = viewer();
+    v.session.start();
+    await playing(v);
+    v.stages.stages[0]!.emit("stageLeft", "token-reused");
+    v.stages.stages[0]!.emit("stageConnectionStateChanged", "disconnected");
+    await v.clock.advance(10 * MINUTE);
+    expect(v.calls).toEqual(["join"]);
+    expect(v.session.state).toMatchObject({ status: "stopped", message: expect.stringMatching(/another window/) });
+    expect(v.stages.stages[0]!.left).toBe(true);
+    expect(v.sockets[0]!.closedWith).toBe(1000);
+  });
+
+  it("removed by the server (participant disconnected), it stops with the reason", async () => {
+    const v = viewer();
+    v.session.start();
+    await playing(v);
+    v.stages.stages[0]!.emit("stageLeft", "participant-disconnected");
+    await v.clock.advance(10 * MINUTE);
+    expect(v.calls).toEqual(["join"]);
+    expect(v.session.state.status).toBe("stopped");
+  });
+
+  it("a deleted stage, an exchange refused or the SDK giving up: joins again through the join path", async () => {
+    for (const reason of ["stage-deleted", "failed-exchange", "unknown"] as const) {
+      const v = viewer();
+      v.session.start();
+      await playing(v);
+      v.stages.stages[0]!.emit("stageLeft", reason);
+      expect(v.session.state.status).toBe("reconnecting");
+      await v.clock.advance(1_000);
+      await playing(v, 1);
+      expect(v.calls).toEqual(["join", "join"]);
+      expect(v.session.state.status).toBe("live");
+    }
   });
 });

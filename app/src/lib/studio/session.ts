@@ -4,6 +4,7 @@ import type {
   MediaStage,
   OpenStage,
   ParticipantPublishState,
+  StageLeftReason,
   StageStrategy,
 } from "#lib/media/stage.ts";
 import { tokenInfo } from "#lib/media/stage.ts";
@@ -77,9 +78,24 @@ interface Joined {
   token: string;
   renewTimer?: unknown;
   renewAttempt: number;
+  /** Connected at least once: before that, the end of the connection is join()'s failure, not a leave. */
+  connectedOnce?: boolean;
+  /** Set while the SDK reconnects by itself after `errored`: if it neither recovers nor leaves, we start over. */
+  recoveryTimer?: unknown;
+  /** The connection ended for good (a `stageLeft`, or `disconnected` without one); handled once. */
+  over?: boolean;
 }
 
 const LOG_LIMIT = 200;
+
+/**
+ * How long after `errored` the studio waits for the SDK's own recovery: it
+ * retries for about 30 s and then leaves with a reason, which the studio
+ * answers. Only if it does neither does the studio leave it and join afresh.
+ */
+export const RECOVERY_TIMEOUT_MS = 45_000;
+/** A renewal due while the SDK is reconnecting waits for it: a second connection would kick the first. */
+const RENEWAL_WHILE_RECOVERING_MS = 5_000;
 
 /** The SDK's publish states, as the broadcaster socket reports them. */
 export const reported: Record<ParticipantPublishState, PublishState> = {
@@ -194,31 +210,117 @@ export class StudioSession {
     this.#joined.set(grant.stageArn, joined);
     this.#watch(joined);
     this.#publishStages();
-    await stage.join();
+    try {
+      await stage.join();
+    } catch (error) {
+      // A join that failed is the caller's to retry; it leaves nothing behind.
+      joined.over = true;
+      if (this.#joined.get(grant.stageArn) === joined) this.#joined.delete(grant.stageArn);
+      stage.leave();
+      this.#publishStages();
+      throw error;
+    }
     this.#scheduleRenewal(joined);
     this.#log(`Joined the ${role === "origin" ? "origin" : "direct-fed"} stage ${stageIdOf(grant.stageArn)}.`);
   }
 
   #watch(joined: Joined): void {
     const { stage } = joined;
+    const current = () => this.#joined.get(joined.info.stageArn) === joined && !joined.over;
     stage.on("stageConnectionStateChanged", (state) => {
-      if (this.#joined.get(joined.info.stageArn) !== joined) return;
+      if (!current()) return;
+      const previous = joined.info.connection;
       joined.info.connection = state;
+      if (state === "connected") joined.connectedOnce = true;
+      if (!joined.connectedOnce) return this.#publishStages();
       this.#publishStages();
-      if (state === "errored" && this.live) {
-        this.#log(`Lost the connection to ${stageIdOf(joined.info.stageArn)}; joining again.`);
-        void this.#renew(joined);
+      const name = stageIdOf(joined.info.stageArn);
+      if (state === "errored" && previous !== "errored" && joined.recoveryTimer === undefined) {
+        // Transient: the SDK reconnects by itself. Renewing or joining again now would fight it.
+        this.#log(`The connection to ${name} was interrupted; reconnecting.`);
+        joined.recoveryTimer = this.#clock.setTimeout(() => {
+          joined.recoveryTimer = undefined;
+          if (!current() || joined.info.connection === "connected") return;
+          this.#log(`${name} did not recover; joining it again.`);
+          joined.over = true;
+          joined.stage.leave();
+          void this.#renew(joined, { rejoin: true });
+        }, RECOVERY_TIMEOUT_MS);
+      } else if (state === "connected" && joined.recoveryTimer !== undefined) {
+        this.#clock.clearTimeout(joined.recoveryTimer);
+        joined.recoveryTimer = undefined;
+        this.#log(`Reconnected to ${name}.`);
+      } else if (state === "disconnected") {
+        // Over without a reason (an SDK that says nothing): as an unknown one.
+        this.#onLeft(joined, "unknown");
       }
     });
-    stage.on("stageParticipantPublishStateChanged", (participant, state) => {
-      if (!participant.isLocal || this.#joined.get(joined.info.stageArn) !== joined) return;
-      joined.info.publishState = state;
-      this.#publishStages();
-      this.#report({
-        type: "publish_state",
-        data: { stageArn: joined.info.stageArn, state: reported[state], participantId: joined.info.participantId },
-      });
+    stage.on("stageLeft", (reason) => {
+      if (current() && joined.connectedOnce) this.#onLeft(joined, reason);
     });
+    stage.on("stageParticipantPublishStateChanged", (participant, state) => {
+      if (!participant.isLocal || !current()) return;
+      this.#setPublishState(joined, state);
+    });
+  }
+
+  #setPublishState(joined: Joined, state: ParticipantPublishState): void {
+    if (joined.info.publishState === state) return;
+    joined.info.publishState = state;
+    this.#publishStages();
+    this.#report({
+      type: "publish_state",
+      data: { stageArn: joined.info.stageArn, state: reported[state], participantId: joined.info.participantId },
+    });
+  }
+
+  /**
+   * A stage connection ended for good. The studio never fights back: a token
+   * reused elsewhere (another tab or device publishing as this broadcaster)
+   * or a participant disconnected by the operator stops this page, saying
+   * why. A deleted direct-fed stage is left; a deleted origin, a refused
+   * exchange or an unknown end are joined again with a fresh token.
+   */
+  #onLeft(joined: Joined, reason: StageLeftReason): void {
+    if (joined.over || reason === "user-initiated") return;
+    joined.over = true;
+    this.#clock.clearTimeout(joined.recoveryTimer);
+    joined.recoveryTimer = undefined;
+    const { stageArn, role } = joined.info;
+    const name = stageIdOf(stageArn);
+    joined.info.connection = "disconnected";
+    // Said even on a token reused elsewhere: the connection that took over reports "publishing" after it.
+    this.#setPublishState(joined, "not_published");
+    this.#publishStages();
+    switch (reason) {
+      case "token-reused":
+        return this.#halt(
+          "Another studio took over this broadcast: the same publisher connected from another tab or device. This page stopped publishing; go live here again to take it back.",
+        );
+      case "participant-disconnected":
+        if (role === "direct") {
+          this.#log(`The server disconnected this studio from ${name}.`);
+          return this.#leave(stageArn);
+        }
+        return this.#halt("The server disconnected this publisher. Go live again to start a new session.");
+      case "stage-deleted":
+        if (role === "direct") {
+          this.#log(`Stage ${name} was deleted.`);
+          return this.#leave(stageArn);
+        }
+        this.#log(`The origin stage ${name} is gone; asking for the broadcast's current one.`);
+        break;
+      default:
+        this.#log(`The connection to ${name} ended (${reason}); joining it again.`);
+    }
+    void this.#renew(joined, { rejoin: true });
+  }
+
+  /** Stops this page's publishing (never the broadcast: someone else may be carrying it), and says why. */
+  #halt(reason: string): void {
+    this.#log(reason);
+    this.#stopEverything();
+    this.#set({ status: "error", error: reason });
   }
 
   #leave(stageArn: string): void {
@@ -226,6 +328,7 @@ export class StudioSession {
     if (!joined) return;
     this.#joined.delete(stageArn);
     this.#clock.clearTimeout(joined.renewTimer);
+    this.#clock.clearTimeout(joined.recoveryTimer);
     joined.stage.leave();
     this.#unsent.delete(stageArn);
     this.#publishStages();
@@ -243,18 +346,23 @@ export class StudioSession {
   /**
    * A fresh token for the same participant is exchanged in place; a token
    * for a new participant (API tokens) means joining again with it, and
-   * leaving the old connection only once the new one is up.
+   * leaving the old connection only once the new one is up. With `rejoin`
+   * the old connection is over already: a new `Stage` joins with the token.
    */
-  async #renew(joined: Joined): Promise<void> {
+  async #renew(joined: Joined, options: { rejoin?: boolean } = {}): Promise<void> {
     const { stageArn, role, participantId } = joined.info;
     if (this.#joined.get(stageArn) !== joined) return;
+    if (!options.rejoin && (joined.info.connection === "errored" || joined.info.connection === "connecting")) {
+      joined.renewTimer = this.#clock.setTimeout(() => void this.#renew(joined), RENEWAL_WHILE_RECOVERING_MS);
+      return;
+    }
     try {
       const grant =
         role === "origin"
           ? await this.#deps.api.publisherToken(participantId)
           : await this.#deps.api.stageToken(stageArn, participantId);
       if (this.#joined.get(stageArn) !== joined) return;
-      if (grant.participantId === participantId && joined.info.connection === "connected") {
+      if (!options.rejoin && grant.participantId === participantId && joined.info.connection === "connected") {
         await joined.stage.exchangeToken(grant.token);
         joined.token = grant.token;
         joined.info.expiresAt = tokenInfo(grant.token).expiresAt * 1000;
@@ -265,8 +373,16 @@ export class StudioSession {
         const old = joined.stage;
         this.#joined.delete(stageArn);
         this.#clock.clearTimeout(joined.renewTimer);
-        await this.#join(grant, role);
-        old.leave();
+        this.#clock.clearTimeout(joined.recoveryTimer);
+        try {
+          await this.#join(grant, role);
+        } catch (error) {
+          // Keep the old entry (still connected, or over and to be joined again) for the next try.
+          if (!this.#joined.has(stageArn)) this.#joined.set(stageArn, joined);
+          throw error;
+        }
+        // A rejoin follows a connection that is over (or left by the recovery timeout) already.
+        if (!options.rejoin) old.leave();
       }
       if (role === "origin" && this.state.whip) {
         this.#set({ whip: { url: this.state.whip.url, token: grant.token } });
@@ -282,7 +398,7 @@ export class StudioSession {
       }
       const delay = backoffDelay(joined.renewAttempt++, undefined, this.#random);
       this.#log(`Token renewal for ${stageIdOf(stageArn)} failed (${(error as Error).message}); retrying.`);
-      joined.renewTimer = this.#clock.setTimeout(() => void this.#renew(joined), delay);
+      joined.renewTimer = this.#clock.setTimeout(() => void this.#renew(joined, options), delay);
     }
   }
 

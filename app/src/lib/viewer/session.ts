@@ -1,5 +1,5 @@
 import { VIEWER_PING, VIEWER_PONG, type ViewerServerMessage } from "#protocol/messages.ts";
-import type { ConnectionState, MediaStage, OpenStage, StageStrategy } from "#lib/media/stage.ts";
+import type { ConnectionState, MediaStage, OpenStage, StageLeftReason, StageStrategy } from "#lib/media/stage.ts";
 import { tokenInfo } from "#lib/media/stage.ts";
 import type { SocketLike } from "#lib/socket.ts";
 import { backoffDelay, renewalDelay, systemClock, type Backoff, type Clock } from "#lib/timing.ts";
@@ -41,8 +41,10 @@ export interface ViewerDeps {
  * - `live`: the broadcaster's media is here.
  * - `reconnecting`: the connection was lost; trying again.
  * - `ended`: the broadcaster ended the broadcast; nothing more will come.
+ * - `stopped`: this viewer's connection was taken over (the same viewer opened
+ *   the broadcast again elsewhere) or removed by the server; it does not come back by itself.
  */
-export type ViewerStatus = "connecting" | "offline" | "live" | "reconnecting" | "ended";
+export type ViewerStatus = "connecting" | "offline" | "live" | "reconnecting" | "ended" | "stopped";
 
 export interface ViewerState {
   status: ViewerStatus;
@@ -63,8 +65,16 @@ interface Connection {
   live: boolean;
   renewTimer?: unknown;
   pingTimer?: unknown;
+  /** Running while the SDK reconnects by itself after `errored`. */
+  recoveryTimer?: unknown;
   lastPong: number;
 }
+
+/**
+ * How long the viewer waits for the SDK's own recovery after `errored` (it
+ * retries for about 30 s, then leaves with a reason) before joining afresh.
+ */
+export const RECOVERY_TIMEOUT_MS = 45_000;
 
 /** The viewer socket is pinged this often; silence for two periods means the network is gone. */
 export const PING_INTERVAL_MS = 15_000;
@@ -155,9 +165,9 @@ export class ViewerSession {
     }
   }
 
-  /** Stopped by the page, or the broadcast ended: nothing more to connect to. */
+  /** Stopped by the page, the broadcast ended, or this viewer's place taken: nothing more to connect to. */
   #finished(): boolean {
-    return this.#stopped || this.state.status === "ended";
+    return this.#stopped || this.state.status === "ended" || this.state.status === "stopped";
   }
 
   #retry(delay: number): void {
@@ -186,9 +196,8 @@ export class ViewerSession {
       connection.tracks = connection.tracks.filter((t) => !tracks.includes(t));
       if (connection === this.#current) this.#showMedia();
     });
-    stage.on("stageConnectionStateChanged", (state: ConnectionState) => {
-      if (state === "errored" || state === "disconnected") this.#lost(connection, "Connection lost. Reconnecting…");
-    });
+    stage.on("stageConnectionStateChanged", (state: ConnectionState) => this.#onConnection(connection, state));
+    stage.on("stageLeft", (reason) => this.#onLeft(connection, reason));
     await stage.join();
     const socket = this.#deps.connectViewer(grant.stageArn, grant.participantId);
     connection.socket = socket;
@@ -224,9 +233,53 @@ export class ViewerSession {
     if (previous && previous !== connection) this.#close(previous);
   }
 
+  /**
+   * `errored` is the SDK reconnecting by itself, as the same participant: the
+   * viewer waits (a new participant now would be a second connection), and
+   * joins afresh only if it neither recovers nor leaves in time.
+   */
+  #onConnection(connection: Connection, state: ConnectionState): void {
+    if (connection !== this.#current || this.#finished()) return;
+    if (state === "errored" && connection.recoveryTimer === undefined) {
+      this.#set({ status: "reconnecting", message: "Connection interrupted. Reconnecting…", tracks: [] });
+      connection.recoveryTimer = this.#clock.setTimeout(() => {
+        connection.recoveryTimer = undefined;
+        this.#lost(connection, "Connection lost. Reconnecting…");
+      }, RECOVERY_TIMEOUT_MS);
+    } else if (state === "connected" && connection.recoveryTimer !== undefined) {
+      this.#clock.clearTimeout(connection.recoveryTimer);
+      connection.recoveryTimer = undefined;
+      this.#showMedia();
+    } else if (state === "disconnected") {
+      this.#lost(connection, "Connection lost. Reconnecting…");
+    }
+  }
+
+  /**
+   * The connection ended for good. Taken over by the same viewer elsewhere, or
+   * removed by the server: stop and say so (joining again would fight it).
+   * Any other end (the stage deleted, the SDK gave up): join again.
+   */
+  #onLeft(connection: Connection, reason: StageLeftReason): void {
+    if (connection !== this.#current || this.#finished() || reason === "user-initiated") return;
+    if (reason === "token-reused" || reason === "participant-disconnected") {
+      this.#current = undefined;
+      this.#close(connection);
+      this.#clock.clearTimeout(this.#retryTimer);
+      const message =
+        reason === "token-reused"
+          ? "You are watching this broadcast in another window; this one stopped."
+          : "The broadcast's server ended this viewer's connection.";
+      this.#set({ status: "stopped", tracks: [], message });
+      return;
+    }
+    this.#lost(connection, "Connection lost. Reconnecting…");
+  }
+
   #close(connection: Connection): void {
     this.#clock.clearTimeout(connection.renewTimer);
     this.#clock.clearTimeout(connection.pingTimer);
+    this.#clock.clearTimeout(connection.recoveryTimer);
     const socket = connection.socket;
     connection.socket = undefined;
     if (socket && socket.readyState <= 1) socket.close(1000, "left");
