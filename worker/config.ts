@@ -49,6 +49,8 @@ const Schema = z.object({
   ),
   VIEWER_TOKEN_MINUTES: minutes(60),
   PUBLISHER_TOKEN_MINUTES: minutes(240),
+  /** OBS cannot renew its token: it lasts the longest broadcast you expect (IVS allows up to 14 days). */
+  OBS_TOKEN_MINUTES: minutes(720),
   FANOUT_MODE: z.enum(["replica", "direct"]).default("replica"),
   FANOUT_DEPLOYMENT: z
     .string()
@@ -96,7 +98,7 @@ export interface Config {
   viewerAccess: "open" | "key";
   /** Present when participant tokens are self-signed (docs/design.md, "Tokens"); absent: CreateParticipantToken. */
   tokenKey?: { privateKey: string; keyArn: string };
-  tokenMinutes: { viewer: number; publisher: number };
+  tokenMinutes: { viewer: number; publisher: number; obs: number };
   mode: "replica" | "direct";
   /** Written into the `fanout:creator` tag of every stage, to tell deployments apart. */
   deployment: string;
@@ -150,7 +152,7 @@ export function loadConfig(env: object): Config {
     viewerAccess: v.VIEWER_ACCESS,
     tokenKey:
       v.TOKEN_PRIVATE_KEY && v.TOKEN_KEY_ARN ? { privateKey: v.TOKEN_PRIVATE_KEY, keyArn: v.TOKEN_KEY_ARN } : undefined,
-    tokenMinutes: { viewer: v.VIEWER_TOKEN_MINUTES, publisher: v.PUBLISHER_TOKEN_MINUTES },
+    tokenMinutes: { viewer: v.VIEWER_TOKEN_MINUTES, publisher: v.PUBLISHER_TOKEN_MINUTES, obs: v.OBS_TOKEN_MINUTES },
     mode: v.FANOUT_MODE,
     deployment: v.FANOUT_DEPLOYMENT,
     masterStageArn: v.MASTER_STAGE_ARN,

@@ -3,8 +3,10 @@ import { afterEach, describe, expect, it } from "vitest";
 import {
   api,
   call,
+  connectPublisher,
   data,
   emulator,
+  ivs,
   joinAs,
   liveWithEdge,
   newBroadcastId,
@@ -104,5 +106,60 @@ describe("replication refusals, as AWS documents them", () => {
     await replicating(b, edge);
     publisher.close();
     await call(api(b, "/broadcast/end"), { body: {} });
+  });
+});
+
+describe("OBS over WHIP: a participant of its own, and its publish state from IVS", () => {
+  type PublisherGrant = Token & { whipEndpoint: string; capabilities: string[]; expiresIn: number };
+  const obsToken = async (b: string, participantId?: string) =>
+    data(
+      await call<PublisherGrant>(api(b, "/token/publisher"), {
+        body: { userId: "obs", encoder: "obs", ...(participantId ? { participantId } : {}) },
+      }),
+    );
+  const stats = async (b: string) => data(await call<{ status: string; isPublisherLive: boolean }>(api(b, "/stats")));
+
+  it("gets a publish-only participant lasting OBS_TOKEN_MINUTES, never the studio's, and a renewal keeps it", async () => {
+    const b = newBroadcastId();
+    const studio = data(await call<Token>(api(b, "/token/publisher"), { body: { userId: "host" } }));
+    const obs = await obsToken(b);
+    expect(obs.participantId).not.toBe(studio.participantId);
+    expect(obs.capabilities).toEqual(["PUBLISH"]);
+    expect(obs.expiresIn).toBeGreaterThan(11 * 3600);
+    expect(obs.whipEndpoint).toBe(new URL("/whip", env.IVS_ENDPOINT).href);
+    const renewed = await obsToken(b, obs.participantId);
+    expect(renewed.participantId).toBe(obs.participantId);
+  });
+
+  it("an OBS-style publisher feeds a broadcast no page publishes: it counts as live, and the replicas follow it", async () => {
+    const b = newBroadcastId();
+    const { edge } = await liveWithEdge(b);
+    const obs = await obsToken(b);
+    expect(await stats(b)).toMatchObject({ status: "live", isPublisherLive: false });
+
+    // OBS connects with its token and publishes; nobody reports anything to Fanout.
+    const encoder = await connectPublisher(obs.token);
+    await encoder.publish();
+    await waitFor(async () => {
+      await tick(b);
+      expect((await stats(b)).isPublisherLive).toBe(true);
+    });
+    await replicating(b, edge);
+    const replicas = await ivs().listAllParticipantReplicas({
+      sourceStageArn: obs.stageArn,
+      participantId: obs.participantId,
+    });
+    expect(replicas).toEqual(
+      expect.arrayContaining([expect.objectContaining({ destinationStageArn: edge, replicationState: "ACTIVE" })]),
+    );
+
+    // OBS stops: Fanout learns it from IVS too.
+    encoder.ws.send(JSON.stringify({ type: "unpublish" }));
+    await encoder.next("published");
+    await waitFor(async () => {
+      await tick(b);
+      expect((await stats(b)).isPublisherLive).toBe(false);
+    });
+    encoder.close();
   });
 });

@@ -19,7 +19,7 @@ import { Lifecycle } from "./lifecycle.ts";
 import { StagePool } from "./pool.ts";
 import { PublisherSession } from "./publisher.ts";
 import { reconcile, type ReconcileInput, type ReconcileOutcome } from "./reconcile.ts";
-import { Registry } from "./registry.ts";
+import { Registry, type Encoder } from "./registry.ts";
 import { Replication } from "./replication.ts";
 import { Tickets } from "./tickets.ts";
 import { accrue } from "./usage.ts";
@@ -132,7 +132,11 @@ export class Broadcast extends DurableObject<Env> {
 
   // ── the publisher ────────────────────────────────────────────────────────
 
-  publisherToken(input: { userId: string; participantId?: string }): Promise<Result<PublisherGrant>> {
+  publisherToken(input: {
+    userId: string;
+    participantId?: string;
+    encoder?: Encoder;
+  }): Promise<Result<PublisherGrant>> {
     return resultOf(() => this.#serial(() => this.#publisher.token(input)));
   }
 
@@ -301,6 +305,7 @@ export class Broadcast extends DurableObject<Env> {
     await this.#step("placeholders", () => this.#pool.resolvePlaceholders(now));
     await this.#step("scaling and deletions", () => this.#pool.apply(now));
     if (this.#views.status() === "live") {
+      await this.#step("encoder state", () => this.#publisher.followEncoder(now));
       await this.#step("replication", () => this.#replication.replicate(now));
       await this.#step("replica check", () => this.#replication.check(now));
       await this.#step("idle check", async () => {

@@ -4,9 +4,25 @@ import type { BroadcastContext } from "./context.ts";
 import { conflict, type PublisherGrant, type PublishToken } from "./contract.ts";
 import type { Lifecycle } from "./lifecycle.ts";
 import type { StagePool } from "./pool.ts";
-import { iso, isPublishedDirectly } from "./registry.ts";
+import { iso, isPublishedDirectly, type Encoder, type StageRow } from "./registry.ts";
 import type { Replication } from "./replication.ts";
 import { issueFor } from "./stage-tokens.ts";
+
+/** How often IVS is asked whether an encoder that does not report (OBS) publishes. */
+export const ENCODER_POLL_MS = 5_000;
+
+/**
+ * Where OBS (or any WHIP encoder) publishes. On IVS that is AWS's global WHIP
+ * endpoint, which redirects (307) to the stage's region, the client keeping
+ * its bearer token (AWS, "IVS WHIP Publishing"); the emulator's own otherwise.
+ */
+export const IVS_WHIP_ENDPOINT = "https://global.whip.live-video.net";
+
+export function whipEndpointFor(origin: Pick<StageRow, "whip_url">): string {
+  if (!origin.whip_url) return IVS_WHIP_ENDPOINT;
+  const host = new URL(origin.whip_url).hostname;
+  return host === "live-video.net" || host.endsWith(".live-video.net") ? IVS_WHIP_ENDPOINT : origin.whip_url;
+}
 
 /**
  * The broadcaster: its token for the origin (which starts the broadcast), its
@@ -31,7 +47,8 @@ export class PublisherSession {
    * current publisher this is a renewal: the same participant (self-signed
    * tokens), so the replicas keep following it.
    */
-  async token(input: { userId: string; participantId?: string }): Promise<PublisherGrant> {
+  async token(input: { userId: string; participantId?: string; encoder?: Encoder }): Promise<PublisherGrant> {
+    const encoder = input.encoder ?? "studio";
     const { registry } = this.#c;
     // A renewal keeps a session going; it never starts one. After the end only a new token (no participantId) does.
     if (input.participantId !== undefined && registry.state().status !== "live")
@@ -44,28 +61,54 @@ export class PublisherSession {
     const renewing =
       input.participantId !== undefined &&
       previous?.participant_id === input.participantId &&
-      previous.stage_arn === origin.arn
+      previous.stage_arn === origin.arn &&
+      previous.encoder === encoder
         ? input.participantId
         : undefined;
-    const issued = await issueFor(this.#c, origin, ["PUBLISH", "SUBSCRIBE"], {
+    // OBS gets a participant of its own (never the page's: the last connection with a token wins),
+    // publish-only, lasting the broadcast: it cannot renew by itself.
+    const issued = await issueFor(this.#c, origin, encoder === "obs" ? ["PUBLISH"] : ["PUBLISH", "SUBSCRIBE"], {
       userId: input.userId,
       participantId: renewing,
+      durationMinutes: encoder === "obs" ? this.#c.config.tokenMinutes.obs : undefined,
     });
     const now = Date.now();
+    const kept = renewing !== undefined && previous ? previous : undefined;
     registry.setPublisher({
       participant_id: issued.participantId,
       user_id: input.userId,
       stage_arn: origin.arn,
-      state: "idle",
-      since: now,
+      state: kept?.state ?? "idle",
+      since: kept?.since ?? now,
       expires_at: Date.parse(issued.expiresAt),
+      encoder,
+      checked_at: 0,
     });
     if (previous?.participant_id !== issued.participantId)
       this.#replication.followNewPublisher(now, previous?.state === "publishing");
-    registry.event("publisher_token", { participantId: issued.participantId, userId: input.userId });
+    registry.event("publisher_token", { participantId: issued.participantId, userId: input.userId, encoder });
     await this.#c.arm(now);
     this.#c.channels.statsChanged();
-    return { ...issued, whipEndpoint: origin.whip_url, userId: input.userId };
+    return { ...issued, whipEndpoint: whipEndpointFor(origin), userId: input.userId };
+  }
+
+  /**
+   * An encoder that does not report (OBS over WHIP) publishes or not as IVS
+   * sees it: its participant's last publish event in the origin's session,
+   * asked at most every ENCODER_POLL_MS (ListParticipantEvents is paced with
+   * the account's other calls). A change goes the way a studio's report goes.
+   */
+  async followEncoder(now: number): Promise<void> {
+    const { registry } = this.#c;
+    const publisher = registry.publisher();
+    const origin = registry.origin();
+    if (!publisher || publisher.encoder === "studio" || !origin || origin.arn !== publisher.stage_arn) return;
+    if (now - publisher.checked_at < ENCODER_POLL_MS) return;
+    registry.setPublisherChecked(now);
+    const publishing = await this.#participantPublishing(origin.arn, publisher.participant_id);
+    const state = publishing ? "publishing" : publisher.state === "idle" ? "idle" : "stopped";
+    if (state === publisher.state || state === "idle") return;
+    await this.setPublishState({ stageArn: origin.arn, state });
   }
 
   /** A publish token for one stage (the origin, or a direct-fed stage). */
@@ -154,17 +197,25 @@ export class PublisherSession {
     const participants = await ivs.listAllParticipants({ stageArn: origin.arn, sessionId, filterByPublished: true });
     for (const p of participants) {
       if (p.state !== "CONNECTED" || p.replicationType === "REPLICA" || !p.participantId) continue;
-      const events = await ivs.listAllParticipantEvents({
-        stageArn: origin.arn,
-        sessionId,
-        participantId: p.participantId,
-      });
-      const last = events
-        .filter((e) => e.name === "PUBLISH_STARTED" || e.name === "PUBLISH_STOPPED")
-        .sort((a, b) => Date.parse(a.eventTime ?? "") - Date.parse(b.eventTime ?? ""))
-        .at(-1);
-      if (last?.name === "PUBLISH_STARTED") return true;
+      if (await this.#publishesNow(origin.arn, sessionId, p.participantId)) return true;
     }
     return false;
+  }
+
+  /** Whether one participant publishes on a stage now, at IVS. */
+  async #participantPublishing(stageArn: string, participantId: string): Promise<boolean> {
+    const { stage } = await this.#c.ivs.getStage(stageArn);
+    if (!stage.activeSessionId) return false;
+    return this.#publishesNow(stageArn, stage.activeSessionId, participantId);
+  }
+
+  /** A participant's last publish event in a session: PUBLISH_STARTED means it publishes (and is connected). */
+  async #publishesNow(stageArn: string, sessionId: string, participantId: string): Promise<boolean> {
+    const events = await this.#c.ivs.listAllParticipantEvents({ stageArn, sessionId, participantId });
+    const last = events
+      .filter((e) => ["PUBLISH_STARTED", "PUBLISH_STOPPED", "LEFT"].includes(e.name ?? ""))
+      .sort((a, b) => Date.parse(a.eventTime ?? "") - Date.parse(b.eventTime ?? ""))
+      .at(-1);
+    return last?.name === "PUBLISH_STARTED";
   }
 }

@@ -95,6 +95,9 @@ export const MIGRATIONS = [
    ALTER TABLE broadcast ADD COLUMN replica_ms REAL NOT NULL DEFAULT 0;
    ALTER TABLE broadcast ADD COLUMN accrued_at INTEGER NOT NULL DEFAULT 0;
    ALTER TABLE broadcast ADD COLUMN peak_stages INTEGER NOT NULL DEFAULT 0;`,
+  // 6: the publisher's encoder (an OBS participant's publish state is asked of IVS) and when it was last asked.
+  `ALTER TABLE publisher ADD COLUMN encoder TEXT NOT NULL DEFAULT 'studio';
+   ALTER TABLE publisher ADD COLUMN checked_at INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 export type BroadcastState = {
@@ -157,7 +160,17 @@ export type PublisherRow = {
   state: PublishState | "idle";
   since: number;
   expires_at: number;
+  /**
+   * Who publishes: the studio page (it reports its publish state on the
+   * broadcaster socket) or an encoder such as OBS over WHIP, with its own
+   * participant, whose state Fanout asks IVS for.
+   */
+  encoder: Encoder;
+  /** When IVS was last asked for an encoder's publish state (ms). */
+  checked_at: number;
 };
+
+export type Encoder = "studio" | "obs";
 
 // ── what a stage row is, named once ─────────────────────────────────────────
 
@@ -262,16 +275,24 @@ export class Registry {
 
   setPublisher(row: PublisherRow): void {
     this.#sql.exec(
-      `INSERT INTO publisher (id, participant_id, user_id, stage_arn, state, since, expires_at) VALUES (1, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO publisher (id, participant_id, user_id, stage_arn, state, since, expires_at, encoder, checked_at)
+         VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET participant_id = excluded.participant_id, user_id = excluded.user_id,
-         stage_arn = excluded.stage_arn, state = excluded.state, since = excluded.since, expires_at = excluded.expires_at`,
+         stage_arn = excluded.stage_arn, state = excluded.state, since = excluded.since, expires_at = excluded.expires_at,
+         encoder = excluded.encoder, checked_at = excluded.checked_at`,
       row.participant_id,
       row.user_id,
       row.stage_arn,
       row.state,
       row.since,
       row.expires_at,
+      row.encoder,
+      row.checked_at,
     );
+  }
+
+  setPublisherChecked(at: number): void {
+    this.#sql.exec("UPDATE publisher SET checked_at = ? WHERE id = 1", at);
   }
 
   setPublisherState(state: PublisherRow["state"], at: number): void {

@@ -9,13 +9,13 @@ export function issueFor(
   c: BroadcastContext,
   stage: StageRow,
   capabilities: ("PUBLISH" | "SUBSCRIBE")[],
-  options: { userId?: string; participantId?: string } = {},
+  options: { userId?: string; participantId?: string; durationMinutes?: number } = {},
 ): Promise<IssuedToken> {
   return issueParticipantToken(tokenIssuerFor(c.config, c.ivs), {
     stage: { arn: stage.arn, endpoints: { events: stage.events_url, whip: stage.whip_url } },
     capabilities,
-    durationMinutes: c.config.tokenMinutes.publisher,
     ...options,
+    durationMinutes: options.durationMinutes ?? c.config.tokenMinutes.publisher,
   }).catch((error: unknown) => {
     if (!(error instanceof IvsError)) throw error;
     throw new BroadcastFailure(ivsFailure(error, "issue a token"), { cause: error });

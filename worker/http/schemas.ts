@@ -66,7 +66,14 @@ const RenewingParticipant = ParticipantId.optional().openapi({
   description: "Renewal: the participant whose token is expiring; kept when tokens are self-signed",
 });
 export const PublisherTokenRequest = z
-  .object({ userId: UserId, participantId: RenewingParticipant })
+  .object({
+    userId: UserId,
+    participantId: RenewingParticipant,
+    encoder: z.enum(["studio", "obs"]).optional().openapi({
+      description:
+        "Who publishes: the studio page (default), or OBS / any WHIP encoder — a participant of its own, publish-only, lasting OBS_TOKEN_MINUTES, whose publish state Fanout learns from IVS",
+    }),
+  })
   .openapi("PublisherTokenRequest");
 export const StageTokenRequest = z
   .object({ stageArn: StageArn, participantId: RenewingParticipant })

@@ -81,8 +81,10 @@ tokens.openapi(
     responses: { ...ok(PublisherToken, "the publisher token"), ...failures(400, 401, 409, 502, 503) },
   }),
   async (c) => {
-    const { userId, participantId } = c.req.valid("json");
-    const grant = unwrap(await c.env.BROADCAST.getByName(c.var.broadcastId).publisherToken({ userId, participantId }));
+    const { userId, participantId, encoder } = c.req.valid("json");
+    const grant = unwrap(
+      await c.env.BROADCAST.getByName(c.var.broadcastId).publisherToken({ userId, participantId, encoder }),
+    );
     return c.json(
       {
         success: true as const,

@@ -2481,6 +2481,11 @@ export interface components {
              * @example hV3xkQ9aLm2P
              */
             participantId?: string;
+            /**
+             * @description Who publishes: the studio page (default), or OBS / any WHIP encoder — a participant of its own, publish-only, lasting OBS_TOKEN_MINUTES, whose publish state Fanout learns from IVS
+             * @enum {string}
+             */
+            encoder?: "studio" | "obs";
         };
         BroadcasterStage: {
             stageArn: string;
