@@ -22,7 +22,7 @@ describe("configuration", () => {
     const config = loadConfig({ ...minimal, IVS_ENDPOINT: "" });
     expect(config.ivs.endpoint).toBe("https://ivsrealtime.us-east-1.amazonaws.com");
     expect(config.tokenKey).toBeUndefined();
-    expect(config.tokenMinutes).toEqual({ viewer: 60, publisher: 240 });
+    expect(config.tokenMinutes).toEqual({ viewer: 60, publisher: 240, obs: 720 });
     expect(config.viewerAccess).toBe("open");
     expect(config.mode).toBe("replica");
   });

@@ -15,9 +15,9 @@ function studio(overrides: Partial<StudioApi> = {}) {
   const calls: string[] = [];
   const api: StudioApi = {
     ticket: async () => (calls.push("ticket"), "ticket-1"),
-    publisherToken: async (participantId) => {
-      calls.push(`publisherToken ${participantId ?? ""}`.trim());
-      const id = participantId ?? "pub-1";
+    publisherToken: async (participantId, encoder) => {
+      calls.push(["publisherToken", participantId, encoder === "obs" ? "obs" : undefined].filter(Boolean).join(" "));
+      const id = participantId ?? (encoder === "obs" ? "obs-1" : "pub-1");
       return { token: token(id, ORIGIN), participantId: id, stageArn: ORIGIN, whipEndpoint: "http://whip" };
     },
     publisherTokens: async () => (calls.push("publisherTokens"), []),
@@ -390,5 +390,51 @@ describe("the studio and IVS's connection lifecycle (errored is transient, the l
     await clock.advance(1_000);
     expect(stages.order.slice(3)).toEqual(["join 2"]);
     expect(session.state.stages).toMatchObject([{ stageArn: ORIGIN, connection: "connected" }]);
+  });
+});
+
+describe("the studio with OBS as the publisher", () => {
+  it("gives OBS a participant of its own and joins no stage: the page never kicks OBS, nor OBS the page", async () => {
+    const { session, calls, stages, sockets } = studio();
+    await session.startWithObs();
+    expect(calls).toEqual(["ticket", "publisherToken obs"]);
+    expect(stages.stages).toHaveLength(0);
+    expect(sockets).toHaveLength(1);
+    expect(session.state).toMatchObject({
+      status: "live",
+      encoder: "obs",
+      obs: { url: "http://whip", participantId: "obs-1", expiresAt: expect.any(Number) },
+    });
+  });
+
+  it("renews OBS's token for the same participant, so the replicas keep following it", async () => {
+    const { session, calls } = studio();
+    await session.startWithObs();
+    await session.renewObsToken();
+    expect(calls.at(-1)).toBe("publisherToken obs-1 obs");
+    expect(session.state.obs).toMatchObject({ participantId: "obs-1" });
+  });
+
+  it("does not join a direct-fed stage (OBS feeds one stage) and says why", async () => {
+    const { session, stages, sockets, token } = studio();
+    await session.startWithObs();
+    sockets[0]!.open();
+    sockets[0]!.receive({
+      type: "stage_created",
+      data: { stageArn: EDGE, feed: "direct", token: token("d-1", EDGE), participantId: "d-1", timestamp: "t" },
+    });
+    await settle();
+    expect(stages.stages).toHaveLength(0);
+    expect(session.state.log[0]!.text).toMatch(/OBS cannot send/);
+  });
+
+  it("going live from the page afterwards is the page's own participant again", async () => {
+    const { session, calls, stages } = studio();
+    await session.startWithObs();
+    await session.stop();
+    await session.start();
+    expect(calls.filter((c) => /^publisherToken( |$)/.test(c))).toEqual(["publisherToken obs", "publisherToken"]);
+    expect(stages.stages).toHaveLength(1);
+    expect(session.state).toMatchObject({ encoder: "studio", obs: undefined });
   });
 });

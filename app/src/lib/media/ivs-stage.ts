@@ -1,4 +1,5 @@
 import type { LocalStageStream, StageParticipantInfo, StageStream } from "amazon-ivs-web-broadcast";
+import { AUDIO, VIDEO } from "./encoding.ts";
 import { Emitter, leftReason, type MediaStage, type StageParticipant, type StageStrategy } from "./stage.ts";
 
 /** The IVS Web Broadcast SDK behind the pages' `MediaStage`. Loaded on demand (it needs `window`). */
@@ -18,7 +19,9 @@ export async function ivsStage(token: string, strategy: StageStrategy): Promise<
     stageStreamsToPublish: () =>
       strategy.stageStreamsToPublish().map((track) => {
         let stream = published.get(track);
-        if (!stream) published.set(track, (stream = new sdk.LocalStageStream(track)));
+        // Simulcast layers for video (encoding.ts); Opus at a bitrate for voice and music.
+        if (!stream)
+          published.set(track, (stream = new sdk.LocalStageStream(track, track.kind === "video" ? VIDEO : AUDIO)));
         return stream;
       }),
     shouldPublishParticipant: (p) => strategy.shouldPublishParticipant(participant(p)),

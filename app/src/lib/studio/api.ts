@@ -7,8 +7,12 @@ export function studioApi(broadcastId: string, adminKey: () => string | undefine
   const api = broadcastApi(broadcastId, { key: adminKey });
   return {
     ticket: async () => (await unwrap(api.POST("/broadcaster/ticket"))).ticket,
-    publisherToken: (participantId) =>
-      unwrap(api.POST("/token/publisher", { body: { userId, ...(participantId && { participantId }) } })),
+    publisherToken: (participantId, encoder) =>
+      unwrap(
+        api.POST("/token/publisher", {
+          body: { userId, ...(participantId && { participantId }), ...(encoder && { encoder }) },
+        }),
+      ),
     publisherTokens: async () => (await unwrap(api.POST("/token/publisher-all"))).tokens,
     stageToken: async (stageArn, participantId) => ({
       stageArn,

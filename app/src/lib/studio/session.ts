@@ -30,8 +30,11 @@ export interface Grant {
 export interface StudioApi {
   /** Checks the admin key and returns a short-lived ticket for the broadcaster socket. */
   ticket(): Promise<string>;
-  /** The origin's publish token; with `participantId`, a renewal for that participant. */
-  publisherToken(participantId?: string): Promise<Grant & { whipEndpoint: string }>;
+  /**
+   * The origin's publish token; with `participantId`, a renewal for that participant. With
+   * encoder `obs`, OBS's own participant (publish-only, long-lived), never the page's.
+   */
+  publisherToken(participantId?: string, encoder?: "studio" | "obs"): Promise<Grant & { whipEndpoint: string }>;
   /** Tokens for every stage the studio feeds itself (origin and direct-fed). */
   publisherTokens(): Promise<(Grant & { feed: "replica" | "direct" })[]>;
   stageToken(stageArn: string, participantId?: string): Promise<Grant>;
@@ -66,7 +69,10 @@ export interface StudioState {
   status: StudioStatus;
   error?: string;
   stages: StudioStage[];
-  whip?: { url: string; token: string };
+  /** Who publishes: this page (camera, screen) or OBS over WHIP with its own token. */
+  encoder: "studio" | "obs";
+  /** OBS's server and bearer token (encoder `obs`), and when the token expires (ms). */
+  obs?: { url: string; token: string; participantId: string; expiresAt: number };
   /** Whether the broadcaster socket is connected (stage announcements arrive on it). */
   socket: "connected" | "reconnecting" | "closed";
   log: { at: number; text: string }[];
@@ -106,7 +112,7 @@ export const reported: Record<ParticipantPublishState, PublishState> = {
 };
 
 export class StudioSession {
-  readonly state: StudioState = { status: "idle", stages: [], socket: "closed", log: [] };
+  readonly state: StudioState = { status: "idle", stages: [], encoder: "studio", socket: "closed", log: [] };
   #deps: StudioDeps;
   #clock: Clock;
   #random: () => number;
@@ -147,11 +153,10 @@ export class StudioSession {
    */
   async start(): Promise<void> {
     if (this.live) return;
-    this.#set({ status: "starting", error: undefined });
+    this.#set({ status: "starting", error: undefined, encoder: "studio", obs: undefined });
     try {
       const ticket = await this.#deps.api.ticket();
       const grant = await this.#deps.api.publisherToken();
-      this.#set({ whip: { url: grant.whipEndpoint, token: grant.token } });
       await this.#join(grant, "origin");
       this.#openSocket(ticket);
       for (const other of await this.#deps.api.publisherTokens()) {
@@ -164,6 +169,56 @@ export class StudioSession {
       this.#set({ status: "error", error: (error as Error).message });
       this.#log(`Could not go live: ${(error as Error).message}`);
     }
+  }
+
+  /**
+   * Goes live with OBS (or any WHIP encoder) as the publisher: OBS gets a
+   * participant of its own (so OBS and a page never kick each other), this
+   * page joins no stage, and the broadcast's live state comes from IVS. The
+   * page keeps the broadcaster socket (stages, the end) and shows OBS's
+   * server, token and when to renew it.
+   */
+  async startWithObs(): Promise<void> {
+    if (this.live) return;
+    this.#set({ status: "starting", error: undefined, encoder: "obs", obs: undefined });
+    try {
+      const ticket = await this.#deps.api.ticket();
+      await this.#obsGrant();
+      this.#openSocket(ticket);
+      this.#set({ status: "live" });
+      this.#log("Live with OBS: paste the server and bearer token into OBS (Settings → Stream, Service WHIP).");
+    } catch (error) {
+      this.#stopEverything();
+      this.#set({ status: "error", error: (error as Error).message });
+      this.#log(`Could not go live with OBS: ${(error as Error).message}`);
+    }
+  }
+
+  /**
+   * A fresh OBS token for the same participant (replicas keep following it):
+   * OBS cannot renew by itself, so the broadcaster pastes it in before the old
+   * one expires; OBS reconnects with it and the old connection is let go.
+   */
+  async renewObsToken(): Promise<void> {
+    if (this.state.encoder !== "obs" || !this.state.obs) return;
+    try {
+      await this.#obsGrant(this.state.obs.participantId);
+      this.#log("New OBS token: paste it into OBS and restart streaming before the old one expires.");
+    } catch (error) {
+      this.#log(`Could not renew the OBS token: ${(error as Error).message}`);
+    }
+  }
+
+  async #obsGrant(participantId?: string): Promise<void> {
+    const grant = await this.#deps.api.publisherToken(participantId, "obs");
+    this.#set({
+      obs: {
+        url: grant.whipEndpoint,
+        token: grant.token,
+        participantId: grant.participantId,
+        expiresAt: tokenInfo(grant.token).expiresAt * 1000,
+      },
+    });
   }
 
   /** Stops: ends the broadcast (every viewer sees "ended"), leaves every stage. */
@@ -384,9 +439,6 @@ export class StudioSession {
         // A rejoin follows a connection that is over (or left by the recovery timeout) already.
         if (!options.rejoin) old.leave();
       }
-      if (role === "origin" && this.state.whip) {
-        this.#set({ whip: { url: this.state.whip.url, token: grant.token } });
-      }
       this.#publishStages();
     } catch (error) {
       // The broadcast ended (the server never restarts an ended broadcast on a renewal): stop, as on `ended`.
@@ -430,7 +482,8 @@ export class StudioSession {
     if (!this.live) return;
     try {
       this.#openSocket(await this.#deps.api.ticket());
-      // Stages may have come and gone while the socket was down.
+      // Stages may have come and gone while the socket was down (OBS feeds the origin only).
+      if (this.state.encoder === "obs") return;
       const tokens = await this.#deps.api.publisherTokens();
       for (const t of tokens) if (t.feed === "direct" && !this.#joined.has(t.stageArn)) await this.#join(t, "direct");
       for (const joined of [...this.#joined.values()]) {
@@ -455,6 +508,11 @@ export class StudioSession {
       case "stage_created": {
         const { stageArn, feed, token, participantId } = message.data;
         this.#log(`Stage ${stageIdOf(stageArn)} created (${feed} feed).`);
+        if (feed === "direct" && this.state.encoder === "obs") {
+          // OBS publishes to one stage: a stage replication cannot feed waits for it to work.
+          this.#log(`Stage ${stageIdOf(stageArn)} needs a direct feed, which OBS cannot send; its viewers wait.`);
+          return;
+        }
         if (feed !== "direct" || !token || !participantId || this.#joined.has(stageArn)) return;
         try {
           await this.#join({ stageArn, token, participantId }, "direct");
