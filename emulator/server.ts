@@ -60,6 +60,7 @@ const Control = {
   rateLimits: z.record(z.string(), z.number().int().min(1)),
   paging: z.object({ maxPageSize: z.number().int().min(1).nullable() }),
   network: z.object({ down: z.boolean() }),
+  endpoints: z.object({ events: z.url(), whip: z.url() }).nullable(),
 };
 
 export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
@@ -200,6 +201,12 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     service.options.maxPageSize = parsed.data.maxPageSize ?? undefined;
     return c.json({ maxPageSize: parsed.data.maxPageSize });
   });
+  app.put("/_emulator/endpoints", async (c) => {
+    const parsed = Control.endpoints.safeParse(await c.req.json().catch(() => undefined));
+    if (!parsed.success) return c.json({ error: z.prettifyError(parsed.error) }, 400);
+    service.options.endpoints = parsed.data ?? undefined;
+    return c.json({ endpoints: parsed.data });
+  });
   app.put("/_emulator/network", async (c) => {
     const parsed = Control.network.safeParse(await c.req.json().catch(() => undefined));
     if (!parsed.success) return c.json({ error: z.prettifyError(parsed.error) }, 400);
@@ -215,6 +222,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     metrics.reset();
     service.options.maxPageSize = undefined;
     networkDown = false;
+    service.options.endpoints = undefined;
     persist();
     return c.json({ ok: true });
   });

@@ -59,6 +59,12 @@ export interface ServiceOptions {
    * page with a `nextToken`, and a client that reads one page misses the rest. Tests set it low.
    */
   maxPageSize?: number;
+  /**
+   * Endpoints to report for stages created from now on, in place of the emulator's own: with
+   * IVS's (`wss://global.events.live-video.net`, …) the pages take the production path, the
+   * IVS Web Broadcast SDK, as far as a machine without AWS allows.
+   */
+  endpoints?: { events: string; whip: string };
 }
 
 /** A live participant connection, as the events hub holds it. */
@@ -139,8 +145,8 @@ export class IvsService {
       tags: { ...input.tags },
       createdAt: new Date().toISOString(),
       endpoints: {
-        events: `${this.options.publicUrl.replace(/^http/, "ws")}/events`,
-        whip: `${this.options.publicUrl}/whip`,
+        events: this.options.endpoints?.events ?? `${this.options.publicUrl.replace(/^http/, "ws")}/events`,
+        whip: this.options.endpoints?.whip ?? `${this.options.publicUrl}/whip`,
         rtmp: "",
         rtmps: "",
       },

@@ -31,6 +31,9 @@ export const CHROMIUM_FLAGS = [
   "--use-fake-device-for-media-stream",
   // Local media between tabs over 127.0.0.1 only (see loopbackFirst in app/src/lib/media/local-stage.ts).
   "--allow-loopback-in-peer-connection",
+  // No name resolves but loopback's: the IVS SDK's endpoints (*.live-video.net) fail here at once, and
+  // nothing a page loads can reach past this machine.
+  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
   "--disable-features=WebRtcHideLocalIpsWithMdns",
   // Background tabs keep playing at full rate (three viewers in one browser).
   "--disable-background-timer-throttling",
