@@ -12,6 +12,15 @@ export const DEFAULT_BROADCAST = "main";
 
 export const isBroadcastId = (id: string): boolean => BROADCAST_ID_PATTERN.test(id);
 
+/**
+ * Whether an endpoint is Amazon IVS's own (`*.live-video.net`) rather than the
+ * emulator's: the pages choose the IVS SDK by it, the Worker AWS's WHIP endpoint.
+ */
+export function isIvsEndpoint(url: string): boolean {
+  const host = new URL(url).hostname;
+  return host === "live-video.net" || host.endsWith(".live-video.net");
+}
+
 const STAGE_ARN_PREFIX = String.raw`arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage\/`;
 const STAGE_ID = "[a-zA-Z0-9-]+";
 

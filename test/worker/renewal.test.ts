@@ -1,6 +1,6 @@
 import { decodeJwt } from "jose";
 import { describe, expect, it } from "vitest";
-import { api, asViewer, call, data, joinAs, newBroadcastId, waitFor } from "./support.ts";
+import { api, asViewer, call, data, joinAs, newBroadcastId, publishing, waitFor } from "./support.ts";
 
 type Token = { token: string; participantId: string; stageArn: string; expiresAt: string };
 type Stats = { totalViewers: number };
@@ -60,5 +60,16 @@ describe("token renewal", () => {
     );
     expect(other.participantId).not.toBe("made-up-id");
     expect(other.participantId).not.toBe(first.participantId);
+  });
+
+  it("a renewal while publishing keeps the broadcast live: the exchanged token does not reset the publish state", async () => {
+    const b = newBroadcastId();
+    const first = data(await call<Token>(api(b, "/token/publisher"), { body: { userId: "host" } }));
+    const publisher = await publishing(b, first);
+    const live = async () => data(await call<{ isPublisherLive: boolean }>(api(b, "/stats"))).isPublisherLive;
+    expect(await live()).toBe(true);
+    await call(api(b, "/token/publisher"), { body: { userId: "host", participantId: first.participantId } });
+    expect(await live()).toBe(true);
+    publisher.close();
   });
 });

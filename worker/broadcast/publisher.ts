@@ -1,4 +1,5 @@
 import type { PublishState } from "../../protocol/api.ts";
+import { isIvsEndpoint } from "../../protocol/ids.ts";
 import type { IssuedToken } from "../tokens/participant-token.ts";
 import type { BroadcastContext } from "./context.ts";
 import { conflict, type PublisherGrant, type PublishToken } from "./contract.ts";
@@ -19,9 +20,7 @@ export const ENCODER_POLL_MS = 5_000;
 export const IVS_WHIP_ENDPOINT = "https://global.whip.live-video.net";
 
 export function whipEndpointFor(origin: Pick<StageRow, "whip_url">): string {
-  if (!origin.whip_url) return IVS_WHIP_ENDPOINT;
-  const host = new URL(origin.whip_url).hostname;
-  return host === "live-video.net" || host.endsWith(".live-video.net") ? IVS_WHIP_ENDPOINT : origin.whip_url;
+  return !origin.whip_url || isIvsEndpoint(origin.whip_url) ? IVS_WHIP_ENDPOINT : origin.whip_url;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { isIvsEndpoint } from "#protocol/ids.ts";
 import { tokenInfo, type OpenStage } from "./stage.ts";
 
 /**
@@ -14,9 +15,7 @@ import { tokenInfo, type OpenStage } from "./stage.ts";
  */
 export function transportFor(token: string): "ivs" | "local" {
   const events = tokenInfo(token).eventsUrl;
-  if (!events) return "ivs";
-  const host = new URL(events).hostname;
-  return host === "live-video.net" || host.endsWith(".live-video.net") ? "ivs" : "local";
+  return !events || isIvsEndpoint(events) ? "ivs" : "local";
 }
 
 export const openStage: OpenStage = async (token, strategy) => {

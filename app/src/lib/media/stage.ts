@@ -23,21 +23,21 @@ export type ConnectionState = "disconnected" | "connecting" | "connected" | "err
  * deleted; a token exchange was refused; or anything else, the SDK's
  * reconnection giving up included.
  */
-export type StageLeftReason =
-  "user-initiated" | "token-reused" | "participant-disconnected" | "stage-deleted" | "failed-exchange" | "unknown";
-
-const LEFT_REASONS: readonly string[] = [
+const LEFT_REASONS = [
   "user-initiated",
   "token-reused",
   "participant-disconnected",
   "stage-deleted",
   "failed-exchange",
-];
+  "unknown",
+] as const;
+export type StageLeftReason = (typeof LEFT_REASONS)[number];
 
 /** The SDK may add reasons; the pages treat any they do not know as `unknown`. */
 export function leftReason(value: string): StageLeftReason {
-  return LEFT_REASONS.includes(value) ? (value as StageLeftReason) : "unknown";
+  return (LEFT_REASONS as readonly string[]).includes(value) ? (value as StageLeftReason) : "unknown";
 }
+
 export type ParticipantPublishState = "not_published" | "attempting_publish" | "published" | "errored";
 
 export interface StageParticipant {
