@@ -75,6 +75,20 @@ const Schema = z.object({
   SOCKETS_PER_BROADCAST: z.coerce.number().int().min(1).max(32_000).default(10_000),
   // IVS allows 5; a little less leaves room for the operator's own calls (console, CLI).
   IVS_CONTROL_TPS: z.coerce.number().gt(0).max(5).default(4),
+  CORS_ORIGINS: z
+    .string()
+    .default("*")
+    .transform((v) => v.split(/[\s,]+/).filter(Boolean))
+    .pipe(
+      z.array(
+        z.union([
+          z.literal("*"),
+          z.url({ protocol: /^https?$/, error: "must be * or a list of origins such as https://example.com" }),
+        ]),
+      ),
+    ),
+  /** The shared secret EventBridge's API destination sends (x-api-key); unset: the events route is closed. */
+  IVS_EVENTS_KEY: optionalSecret.pipe(z.string().min(16, "must be at least 16 characters").optional()),
   PRICE_PER_PARTICIPANT_HOUR: optionalSecret
     .transform((v) => (v === undefined ? undefined : Number(v)))
     .pipe(z.number("must be a number").min(0, "must be a price of 0 or more (USD per participant-hour)").optional()),
@@ -114,6 +128,10 @@ export interface Config {
   limits: { socketsPerBroadcast: number };
   /** USD per participant-hour, for the dashboard's estimate; absent: hours only. */
   pricePerParticipantHour?: number;
+  /** Origins whose pages may call the API and open the sockets; `"*"`: any (no route relies on cookies). */
+  corsOrigins: "*" | string[];
+  /** The key EventBridge's API destination presents on `POST /api/ivs/events`; absent: that route refuses everything. */
+  ivsEventsKey?: string;
 }
 
 const cache = new WeakMap<object, Config>();
@@ -173,6 +191,8 @@ export function loadConfig(env: object): Config {
     rateLimiting: v.RATE_LIMITING === "on",
     limits: { socketsPerBroadcast: v.SOCKETS_PER_BROADCAST },
     pricePerParticipantHour: v.PRICE_PER_PARTICIPANT_HOUR,
+    corsOrigins: v.CORS_ORIGINS.includes("*") ? "*" : v.CORS_ORIGINS.map((o) => new URL(o).origin),
+    ivsEventsKey: v.IVS_EVENTS_KEY,
   };
   cache.set(env, config);
   return config;

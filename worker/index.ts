@@ -6,6 +6,7 @@ import { ConfigError, loadConfig, type Config } from "./config.ts";
 import { reconcileAll } from "./cron.ts";
 import { ApiError, errorEnvelope } from "./errors.ts";
 import { accessOf } from "./http/auth.ts";
+import { apiCors, checkSocketOrigin } from "./http/cors.ts";
 import { broadcastExists, broadcastNotFound } from "./http/existence.ts";
 import { checkRate } from "./http/rate-limit.ts";
 import { apiRoutes, openApiDocument } from "./http/api.ts";
@@ -31,6 +32,10 @@ const app = new Hono<{ Bindings: Env }>();
 // A socket's 101 answer comes from its Durable Object with headers that cannot change: left as it is.
 const securityHeaders = secureHeaders({ crossOriginResourcePolicy: false, crossOriginOpenerPolicy: false });
 app.use((c, next) => (c.req.header("Upgrade")?.toLowerCase() === "websocket" ? next() : securityHeaders(c, next)));
+
+// Integrators' pages on other origins (CORS_ORIGINS): preflights answered, errors readable too.
+app.use("/api/*", apiCors);
+app.use("/health", apiCors);
 
 app.onError((error, c) => {
   if (error instanceof ApiError) {
@@ -80,6 +85,7 @@ async function openingSocket(c: Context<{ Bindings: Env }>): Promise<{ config: C
   const config = loadConfig(c.env);
   const broadcastId = c.req.param("broadcastId") ?? DEFAULT_BROADCAST;
   if (!isBroadcastId(broadcastId)) throw new ApiError("VALIDATION_ERROR", 400, BROADCAST_ID_RULE);
+  checkSocketOrigin(c);
   if (c.req.header("Upgrade")?.toLowerCase() !== "websocket")
     throw new ApiError("VALIDATION_ERROR", 426, "This endpoint speaks WebSocket only.");
   await checkRate(c.env, config, "SOCKET_LIMITER", c.req.header("cf-connecting-ip"));

@@ -9,5 +9,6 @@ declare namespace Cloudflare {
     VIEWER_KEY?: string;
     TOKEN_PRIVATE_KEY?: string;
     TOKEN_KEY_ARN?: string;
+    IVS_EVENTS_KEY?: string;
   }
 }
