@@ -180,7 +180,9 @@ export function loadConfig(env: object): Config {
       scaleDownAt: Math.min(v.SCALE_DOWN_AT, v.SCALE_UP_AT),
       maxStages: v.MAX_STAGES,
       warmupMs: v.STAGE_WARMUP_SECONDS * 1000,
-      drainTimeoutMs: v.DRAIN_TIMEOUT_SECONDS * 1000,
+      // Never shorter than the viewer TTL: a viewer still seated when the stage goes has then sent a
+      // heartbeat since the drain began, and so was told where to go (HTTP-only clients hear it no other way).
+      drainTimeoutMs: Math.max(v.DRAIN_TIMEOUT_SECONDS, v.VIEWER_TTL_SECONDS) * 1000,
       leadSeconds: v.SCALE_LEAD_SECONDS,
     },
     presence: { heartbeatIntervalMs: v.HEARTBEAT_INTERVAL_SECONDS * 1000, viewerTtlMs: v.VIEWER_TTL_SECONDS * 1000 },

@@ -212,6 +212,11 @@ export class Broadcast extends DurableObject<Env> {
     return this.#views.resolveStage(arnOrId);
   }
 
+  /** Whether `arn` was one of this broadcast's stages and has been deleted lately. */
+  hadStage(arn: string): boolean {
+    return this.#registry.hadStage(arn);
+  }
+
   history(userId: string) {
     return this.#views.history(userId);
   }

@@ -98,7 +98,15 @@ export const MIGRATIONS = [
   // 6: the publisher's encoder (an OBS participant's publish state is asked of IVS) and when it was last asked.
   `ALTER TABLE publisher ADD COLUMN encoder TEXT NOT NULL DEFAULT 'studio';
    ALTER TABLE publisher ADD COLUMN checked_at INTEGER NOT NULL DEFAULT 0;`,
+  // 7: stages this broadcast had (a viewer asleep through a deletion is moved, not refused); the
+  // publisher's state as IVS's events (EventBridge) last told it, and the events already applied.
+  `CREATE TABLE past_stages (arn TEXT PRIMARY KEY, removed_at INTEGER NOT NULL);
+   ALTER TABLE publisher ADD COLUMN event_at INTEGER NOT NULL DEFAULT 0;
+   CREATE TABLE ivs_events (id TEXT PRIMARY KEY, at INTEGER NOT NULL);`,
 ];
+
+/** How long a deleted stage is remembered, and an applied IVS event's id kept (EventBridge retries for hours). */
+const PAST_MS = 86_400_000;
 
 export type BroadcastState = {
   broadcast_id: string | null;
@@ -263,8 +271,18 @@ export class Registry {
   }
 
   removeStage(arn: string): void {
+    const row = this.stage(arn);
     this.#sql.exec("DELETE FROM stages WHERE arn = ?", arn);
     this.#stages = undefined;
+    if (!row || row.placeholder === 1) return;
+    const now = Date.now();
+    this.#sql.exec("INSERT OR REPLACE INTO past_stages (arn, removed_at) VALUES (?, ?)", arn, now);
+    this.#sql.exec("DELETE FROM past_stages WHERE removed_at < ?", now - PAST_MS);
+  }
+
+  /** Whether `arn` was one of this broadcast's stages lately (and is no more). */
+  hadStage(arn: string): boolean {
+    return this.#sql.exec("SELECT 1 FROM past_stages WHERE arn = ?", arn).toArray().length > 0;
   }
 
   // ── the publisher ─────────────────────────────────────────────────────────

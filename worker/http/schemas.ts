@@ -153,7 +153,17 @@ export const Presence = z
     stageArn: z.string(),
     viewers: z.number().int(),
     state: z.enum(["ready", "draining", "closed"]),
-    migrateTo: z.string().optional(),
+    status: z.enum(["present", "readmitted", "moved"]).openapi({
+      description:
+        "present: counted; readmitted: it had timed out and is counted again on the same stage; moved: that stage no longer seats it — `join` is its seat elsewhere",
+    }),
+    migrateTo: z.string().optional().openapi({
+      description: "The stage to go to: the stage drains (or is gone). Leave this one and join there with `join`.",
+    }),
+    join: ViewerToken.optional().openapi({
+      description:
+        "A token on `migrateTo` for this user: with `moved`, and with the first heartbeat after the stage began draining (later ones repeat `migrateTo` only: POST /token/viewer with that stageArn for another)",
+    }),
     nextHeartbeatSeconds: z.number().int(),
   })
   .openapi("Presence");

@@ -12,8 +12,8 @@ import { ParticipantProof, PublisherToken, PublisherTokenRequest, ViewerToken, V
 
 export const tokens = router();
 
-/** A viewer's token answer, for a join and for a renewal alike. */
-const viewerToken = (joined: Joined, userId: string, config: Config) => ({
+/** A viewer's token answer, for a join, a renewal and a move alike. */
+export const viewerToken = (joined: Joined, userId: string, config: Config) => ({
   token: joined.token.token,
   participantId: joined.token.participantId,
   stageArn: joined.stageArn,

@@ -1,14 +1,15 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { ApiError } from "../errors.ts";
 import { cachedRoutingTable } from "../join/routing-cache.ts";
-import { notThisParticipant } from "../join/join.ts";
+import { joinAsViewer, notThisParticipant } from "../join/join.ts";
 import { tokenDigest } from "../tokens/proof.ts";
 import { requireAdmin, requireViewerAccess } from "./auth.ts";
 import { requireBroadcast } from "./existence.ts";
 import type { AppEnv } from "./context.ts";
 import { rateLimit } from "./rate-limit.ts";
+import { viewerToken } from "./tokens.ts";
 import { adminSecurity, failures, jsonBody, ok, router } from "./router.ts";
-import { ParticipantProof, Presence, Session, StageParam, UserId, Viewer } from "./schemas.ts";
+import { ParticipantProof, Presence, Session, StageParam, UserId, Viewer, ViewerToken } from "./schemas.ts";
 import type { Context } from "hono";
 
 export const viewer = router();
@@ -19,6 +20,48 @@ async function knownStage(c: Context<AppEnv>, stageArn: string): Promise<string>
   if (!table.stages.some((s) => s.arn === stageArn))
     throw new ApiError("NOT_FOUND", 404, `Stage ${stageArn} is not part of this broadcast.`);
   return stageArn;
+}
+
+/**
+ * What a stage named by a viewer is to this broadcast: one of its stages now (a stage missing from
+ * this isolate's copy of the table may be newer than it: read afresh once), one it had lately
+ * (deleted while the viewer slept: move it), or none of its own (404, and no shard is touched).
+ */
+async function stageStatus(c: Context<AppEnv>, stageArn: string): Promise<"serving" | "gone"> {
+  const has = (table: { stages: { arn: string }[] }) => table.stages.some((s) => s.arn === stageArn);
+  if (has(await cachedRoutingTable(c.env, c.var.broadcastId))) return "serving";
+  if (has(await cachedRoutingTable(c.env, c.var.broadcastId, 0))) return "serving";
+  if (await c.env.BROADCAST.getByName(c.var.broadcastId).hadStage(stageArn)) return "gone";
+  throw new ApiError("NOT_FOUND", 404, `Stage ${stageArn} is not part of this broadcast.`);
+}
+
+/** A viewer of a deleted stage is moved only as the participant it was there: its shard still holds the proof. */
+async function provenOnGoneStage(
+  c: Context<AppEnv>,
+  body: { stageArn: string; userId: string; participantId: string; token: string },
+) {
+  if (!(await c.env.STAGE_SHARD.getByName(body.stageArn).proves(await asParticipant(body)))) throw notThisParticipant();
+}
+
+/** A viewer's seat elsewhere, as POST /token/viewer gives it: on `prefer` when it has room, on any serving stage otherwise. */
+async function moveViewer(
+  c: Context<AppEnv>,
+  userId: string,
+  prefer?: string,
+): Promise<ReturnType<typeof viewerToken>> {
+  const join = (stageArn?: string) =>
+    joinAsViewer(c.env, c.var.config, { broadcastId: c.var.broadcastId, userId, stageArn }, (p) =>
+      c.executionCtx.waitUntil(p),
+    );
+  let joined;
+  try {
+    joined = await join(prefer);
+  } catch (error) {
+    // That stage filled up or went meanwhile: any serving stage will do.
+    if (!prefer || !(error instanceof ApiError) || !["STAGE_FULL", "NOT_FOUND"].includes(error.code)) throw error;
+    joined = await join();
+  }
+  return viewerToken(joined, userId, c.var.config);
 }
 
 /** A stage in a path (ARN or id), resolved against the registry. */
@@ -39,7 +82,7 @@ viewer.openapi(
     path: "/viewer/heartbeat",
     tags: ["viewer"],
     summary:
-      "Keeps a viewer present (every 30 s; stale after 60 s), proven by its token. Viewers on the viewer socket need not call it.",
+      "Keeps a viewer present (every 30 s; stale after 60 s), proven by its token; re-admits one that timed out, and says where to go (with a token) when its stage drains or is gone. Viewers on the viewer socket need not call it.",
     middleware: [requireViewerAccess, rateLimit("PRESENCE_LIMITER")] as const,
     request: jsonBody(ParticipantProof),
     responses: { ...ok(Presence, "present"), ...failures(400, 401, 403, 404, 429) },
@@ -47,30 +90,48 @@ viewer.openapi(
   async (c) => {
     await requireBroadcast(c);
     const body = c.req.valid("json");
-    const reply = await c.env.STAGE_SHARD.getByName(await knownStage(c, body.stageArn)).heartbeat(
-      await asParticipant(body),
-    );
-    if (reply.outcome === "unproven") throw notThisParticipant();
-    if (reply.outcome === "unknown")
-      throw new ApiError(
-        "NOT_FOUND",
-        404,
-        "This viewer is not on that stage (timed out?); rejoin or ask for a new token.",
-      );
-    return c.json(
-      {
-        success: true as const,
-        data: {
-          userId: body.userId,
-          stageArn: body.stageArn,
-          viewers: reply.viewers,
-          state: reply.state,
-          ...(reply.migrateTo && { migrateTo: reply.migrateTo }),
-          nextHeartbeatSeconds: c.var.config.presence.heartbeatIntervalMs / 1000,
+    const answer = (fields: {
+      viewers: number;
+      state: "ready" | "draining" | "closed";
+      status: "present" | "readmitted" | "moved";
+      migrateTo?: string;
+      join?: ReturnType<typeof viewerToken>;
+    }) =>
+      c.json(
+        {
+          success: true as const,
+          data: {
+            userId: body.userId,
+            stageArn: body.stageArn,
+            ...fields,
+            nextHeartbeatSeconds: c.var.config.presence.heartbeatIntervalMs / 1000,
+          },
         },
-      },
-      200,
-    );
+        200,
+      );
+    if ((await stageStatus(c, body.stageArn)) === "gone") {
+      // The stage was deleted while the viewer slept (drained, or by the operator): a seat elsewhere.
+      await provenOnGoneStage(c, body);
+      const join = await moveViewer(c, body.userId);
+      return answer({ viewers: join.currentViewers, state: "closed", status: "moved", migrateTo: join.stageArn, join });
+    }
+    const reply = await c.env.STAGE_SHARD.getByName(body.stageArn).heartbeat(await asParticipant(body));
+    if (reply.outcome === "unproven") throw notThisParticipant();
+    if (reply.outcome === "unknown") {
+      // Swept, and this stage has no seat for it now (full, draining): a seat elsewhere.
+      const join = await moveViewer(c, body.userId, reply.migrateTo);
+      return answer({ viewers: reply.viewers, state: reply.state, status: "moved", migrateTo: join.stageArn, join });
+    }
+    // A draining stage: the socket viewers were told at once; an HTTP-only viewer hears it here, with a
+    // token for where to go the first time (an ignored one is swept there after the TTL; later answers repeat where).
+    const join = reply.migrateTo && reply.firstNotice ? await moveViewer(c, body.userId, reply.migrateTo) : undefined;
+    return answer({
+      viewers: reply.viewers,
+      state: reply.state,
+      status: reply.outcome,
+      ...(reply.migrateTo && { migrateTo: join?.stageArn ?? reply.migrateTo }),
+      ...(join && { join }),
+    });
   },
 );
 
@@ -109,13 +170,23 @@ viewer.openapi(
     method: "post",
     path: "/viewer/rejoin",
     tags: ["viewer"],
-    summary: "A viewer back after a network blip, as the participant its token names",
+    summary:
+      "A viewer back after a network blip, as the participant its token names; on a stage that is gone or no longer seats it, a seat on one that serves",
     middleware: [requireViewerAccess, rateLimit("JOIN_LIMITER")] as const,
     request: jsonBody(ParticipantProof),
     responses: {
       ...ok(
-        z.object({ userId: z.string(), stageArn: z.string(), participantId: z.string(), viewers: z.number().int() }),
-        "back",
+        z.object({
+          userId: z.string(),
+          stageArn: z.string(),
+          participantId: z.string(),
+          viewers: z.number().int(),
+          join: ViewerToken.optional().openapi({
+            description:
+              "Set when the stage named is gone or no longer seats this viewer: its seat elsewhere (stageArn and participantId are that seat's)",
+          }),
+        }),
+        "back, on the same stage or (with join) on another",
       ),
       ...failures(400, 401, 403, 404, 429, 503),
     },
@@ -123,14 +194,21 @@ viewer.openapi(
   async (c) => {
     await requireBroadcast(c);
     const body = c.req.valid("json");
-    const admission = await c.env.STAGE_SHARD.getByName(await knownStage(c, body.stageArn)).rejoin(
-      await asParticipant(body),
-    );
+    const moved = async () => {
+      const join = await moveViewer(c, body.userId);
+      const { userId } = body;
+      const { stageArn, participantId, currentViewers: viewers } = join;
+      return c.json({ success: true as const, data: { userId, stageArn, participantId, viewers, join } }, 200);
+    };
+    // A stage deleted lately, or one that no longer seats this viewer (draining, full): a seat on one that serves, not a 404.
+    if ((await stageStatus(c, body.stageArn)) === "gone") {
+      await provenOnGoneStage(c, body);
+      return moved();
+    }
+    const admission = await c.env.STAGE_SHARD.getByName(body.stageArn).rejoin(await asParticipant(body));
     if (!admission.admitted) {
       if (admission.reason === "unproven") throw notThisParticipant();
-      if (admission.reason === "full")
-        throw new ApiError("STAGE_FULL", 503, "That stage is full; ask for a new token.", { retryAfter: 5 });
-      throw new ApiError("NOT_FOUND", 404, "That stage no longer takes viewers; ask for a new token.");
+      return moved();
     }
     const { userId, stageArn, participantId } = body;
     return c.json(

@@ -72,4 +72,6 @@ export const MIGRATIONS = [
      expires_at INTEGER NOT NULL
    );
    CREATE INDEX grants_by_expiry ON grants (expires_at);`,
+  // A draining stage tells each HTTP viewer where to go once with a token for it; later heartbeats just repeat where.
+  `ALTER TABLE viewers ADD COLUMN told INTEGER NOT NULL DEFAULT 0`,
 ];

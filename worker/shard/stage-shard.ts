@@ -45,12 +45,18 @@ export interface ViewerSession {
 }
 
 export interface HeartbeatReply {
-  /** `present`: seen; `unknown`: not on this stage (swept, left); `unproven`: the token is not this participant's. */
-  outcome: "present" | "unknown" | "unproven";
+  /**
+   * `present`: seen; `readmitted`: it had been swept (a throttled tab, a phone asleep) and has its
+   * seat again; `unknown`: not on this stage and no seat for it here (full, draining, closed);
+   * `unproven`: the token is not this participant's.
+   */
+  outcome: "present" | "readmitted" | "unknown" | "unproven";
   viewers: number;
   state: ShardState;
   /** Set while the stage drains: where the viewer should go. */
   migrateTo?: string;
+  /** The first heartbeat this viewer sent since the stage began draining: the one answered with a token for `migrateTo`. */
+  firstNotice?: boolean;
 }
 
 const REPORT_INTERVAL_MS = 1000;
@@ -146,7 +152,19 @@ export class StageShard extends DurableObject<Env> {
       input.participantId,
     );
     this.#armSweep();
-    return { outcome: rowsWritten > 0 ? "present" : "unknown", ...reply };
+    if (rowsWritten === 0) {
+      // Swept while still watching: the token proves it, so it takes a seat again if this stage
+      // serves and has room, and is counted again. Otherwise the caller sends it elsewhere.
+      const seat = this.#seat(input);
+      return seat.admitted
+        ? { outcome: "readmitted", ...reply, viewers: seat.viewers }
+        : { outcome: "unknown", ...reply };
+    }
+    const firstNotice =
+      state === "draining" &&
+      this.#sql.exec("UPDATE viewers SET told = 1 WHERE participant_id = ? AND told = 0", input.participantId)
+        .rowsWritten > 0;
+    return { outcome: "present", ...reply, ...(firstNotice && { firstNotice }) };
   }
 
   /** The viewer is gone: that one participant, never every session of its user id. */

@@ -718,7 +718,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Keeps a viewer present (every 30 s; stale after 60 s), proven by its token. Viewers on the viewer socket need not call it. */
+        /** Keeps a viewer present (every 30 s; stale after 60 s), proven by its token; re-admits one that timed out, and says where to go (with a token) when its stage drains or is gone. Viewers on the viewer socket need not call it. */
         post: {
             parameters: {
                 query?: never;
@@ -900,7 +900,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** A viewer back after a network blip, as the participant its token names */
+        /** A viewer back after a network blip, as the participant its token names; on a stage that is gone or no longer seats it, a seat on one that serves */
         post: {
             parameters: {
                 query?: never;
@@ -914,7 +914,7 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description back */
+                /** @description back, on the same stage or (with join) on another */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -928,6 +928,7 @@ export interface paths {
                                 stageArn: string;
                                 participantId: string;
                                 viewers: number;
+                                join?: components["schemas"]["ViewerToken"] & unknown;
                             };
                         };
                     };
@@ -2522,7 +2523,14 @@ export interface components {
             viewers: number;
             /** @enum {string} */
             state: "ready" | "draining" | "closed";
+            /**
+             * @description present: counted; readmitted: it had timed out and is counted again on the same stage; moved: that stage no longer seats it — `join` is its seat elsewhere
+             * @enum {string}
+             */
+            status: "present" | "readmitted" | "moved";
+            /** @description The stage to go to: the stage drains (or is gone). Leave this one and join there with `join`. */
             migrateTo?: string;
+            join?: components["schemas"]["ViewerToken"] & unknown;
             nextHeartbeatSeconds: number;
         };
         Viewer: {
