@@ -2,7 +2,7 @@ import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 import { LOCAL_CREDENTIALS } from "./emulator/credentials.ts";
 
-import { TEST_ADMIN_KEY } from "./test/support/test-keys.ts";
+import { TEST_ADMIN_KEY, TEST_EVENTS_KEY } from "./test/support/test-keys.ts";
 
 /**
  * The Worker inside workerd, against an emulator process of its own (global-setup.ts). Two
@@ -23,6 +23,7 @@ function workerProject(name: "worker" | "worker-api-tokens", tokens: (inject: In
             AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
             AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
             ADMIN_KEY: TEST_ADMIN_KEY,
+            IVS_EVENTS_KEY: TEST_EVENTS_KEY,
             ...tokens(inject as Inject),
             IVS_TIMEOUT_MS: "2000",
             // Small stages, so that a handful of viewers exercises the whole scaling policy.

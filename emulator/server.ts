@@ -61,6 +61,7 @@ const Control = {
   paging: z.object({ maxPageSize: z.number().int().min(1).nullable() }),
   network: z.object({ down: z.boolean() }),
   endpoints: z.object({ events: z.url(), whip: z.url() }).nullable(),
+  eventBridge: z.object({ url: z.url({ protocol: /^https?$/ }), apiKey: z.string().min(1) }).nullable(),
 };
 
 export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
@@ -207,6 +208,12 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     service.options.endpoints = parsed.data ?? undefined;
     return c.json({ endpoints: parsed.data });
   });
+  app.put("/_emulator/eventbridge", async (c) => {
+    const parsed = Control.eventBridge.safeParse(await c.req.json().catch(() => undefined));
+    if (!parsed.success) return c.json({ error: z.prettifyError(parsed.error) }, 400);
+    service.options.eventBridge = parsed.data ?? undefined;
+    return c.json({ eventBridge: parsed.data ? { url: parsed.data.url } : null });
+  });
   app.put("/_emulator/network", async (c) => {
     const parsed = Control.network.safeParse(await c.req.json().catch(() => undefined));
     if (!parsed.success) return c.json({ error: z.prettifyError(parsed.error) }, 400);
@@ -223,6 +230,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     service.options.maxPageSize = undefined;
     networkDown = false;
     service.options.endpoints = undefined;
+    service.options.eventBridge = undefined;
     persist();
     return c.json({ ok: true });
   });

@@ -65,6 +65,11 @@ export interface ServiceOptions {
    * IVS Web Broadcast SDK, as far as a machine without AWS allows.
    */
   endpoints?: { events: string; whip: string };
+  /**
+   * Where IVS's EventBridge rule would send the stage's participant events (an API destination
+   * with an API-key connection): "IVS Stage Update" events, POSTed as EventBridge delivers them.
+   */
+  eventBridge?: { url: string; apiKey: string };
 }
 
 /** A live participant connection, as the events hub holds it. */
@@ -384,8 +389,10 @@ export class IvsService {
         throw modelled.quota(`Stage has ${this.options.quotas.publishersPerStage} publishers already.`);
       }
     }
-    if (participant.published !== published)
+    if (participant.published !== published) {
       recordEvent(participant, published ? "PUBLISH_STARTED" : "PUBLISH_STOPPED");
+      this.#stageUpdate(connection, participant, published ? "Participant Published" : "Participant Unpublished");
+    }
     participant.published = published;
     if (published) participant.everPublished = true;
     if (!published) this.#endReplicationsOf(connection, 0);
@@ -408,7 +415,10 @@ export class IvsService {
     this.#connections.delete(key);
     const participant = this.#liveParticipant(connection);
     if (participant) {
-      if (participant.published) recordEvent(participant, "PUBLISH_STOPPED");
+      if (participant.published) {
+        recordEvent(participant, "PUBLISH_STOPPED");
+        this.#stageUpdate(connection, participant, "Participant Unpublished");
+      }
       recordEvent(participant, "LEFT");
       participant.state = "DISCONNECTED";
       participant.published = false;
@@ -687,6 +697,43 @@ export class IvsService {
     const resource = this.#state.stages.find((s) => s.arn === arn) ?? this.#state.publicKeys.find((k) => k.arn === arn);
     if (!resource) throw modelled.notFound(`Resource ${arn} not found.`);
     return resource;
+  }
+
+  /**
+   * An "IVS Stage Update" event to the configured EventBridge target, shaped as AWS documents it
+   * (RealTimeUserGuide, "Using Amazon EventBridge with IVS Real-Time Streaming"): best effort, as
+   * EventBridge is — a failed delivery is logged, not retried.
+   */
+  #stageUpdate(connection: Connection, participant: ParticipantRecord, eventName: string): void {
+    const target = this.options.eventBridge;
+    if (!target) return;
+    const event = {
+      version: "0",
+      id: crypto.randomUUID(),
+      "detail-type": "IVS Stage Update",
+      source: "aws.ivs",
+      account: this.options.accountId,
+      // EventBridge's time has whole seconds: two events of one second cannot be ordered by it.
+      time: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
+      region: this.options.region,
+      resources: [connection.stageArn],
+      detail: {
+        session_id: connection.sessionId,
+        event_name: eventName,
+        user_id: participant.userId,
+        participant_id: participant.participantId,
+      },
+    };
+    void fetch(target.url, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-api-key": target.apiKey },
+      body: JSON.stringify(event),
+    }).then(
+      (response) => {
+        if (!response.ok) console.error(`EventBridge delivery to ${target.url}: HTTP ${response.status}`);
+      },
+      (error: unknown) => console.error(`EventBridge delivery to ${target.url} failed: ${(error as Error).message}`),
+    );
   }
 
   #liveParticipant(connection: Connection): ParticipantRecord | undefined {

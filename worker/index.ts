@@ -11,6 +11,7 @@ import { broadcastExists, broadcastNotFound } from "./http/existence.ts";
 import { checkRate } from "./http/rate-limit.ts";
 import { apiRoutes, openApiDocument } from "./http/api.ts";
 import { deployment, health } from "./http/deployment.ts";
+import { ivsEvents } from "./http/ivs-events.ts";
 import { cachedRoutingTable } from "./join/routing-cache.ts";
 
 export { AccountBudget } from "./account/budget.ts";
@@ -70,6 +71,7 @@ app.notFound(notFound);
 
 // The deployment's own routes: `/api/health` and `/api/broadcasts`, and `/health` for a bare curl.
 app.route("/api", deployment);
+app.route("/api", ivsEvents);
 app.get("/health", async (c) => c.json({ success: true as const, data: await health(c.env) }));
 
 app.get("/api/openapi.json", (c) => c.json(openApiDocument(new URL(c.req.url).origin)));

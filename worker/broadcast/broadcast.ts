@@ -17,7 +17,7 @@ import {
 } from "./contract.ts";
 import { Lifecycle } from "./lifecycle.ts";
 import { StagePool } from "./pool.ts";
-import { PublisherSession } from "./publisher.ts";
+import { PublisherSession, type IvsEventOutcome, type IvsStageEvent } from "./publisher.ts";
 import { reconcile, type ReconcileInput, type ReconcileOutcome } from "./reconcile.ts";
 import { Registry, type Encoder } from "./registry.ts";
 import { Replication } from "./replication.ts";
@@ -151,6 +151,12 @@ export class Broadcast extends DurableObject<Env> {
   setPublishState(input: { stageArn: string; state: PublishState }): Promise<Result<void>> {
     accrue(this.#context, Date.now());
     return resultOf(() => this.#publisher.setPublishState(input));
+  }
+
+  /** An IVS participant event from EventBridge (POST /api/ivs/events): the publisher's state, as IVS saw it change. */
+  ivsEvent(event: IvsStageEvent): Promise<Result<IvsEventOutcome>> {
+    accrue(this.#context, Date.now());
+    return resultOf(() => this.#publisher.ivsEvent(event));
   }
 
   publisherInfo(): PublisherInfo {

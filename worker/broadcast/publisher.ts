@@ -9,8 +9,29 @@ import { iso, isPublishedDirectly, type Encoder, type StageRow } from "./registr
 import type { Replication } from "./replication.ts";
 import { issueFor } from "./stage-tokens.ts";
 
-/** How often IVS is asked whether an encoder that does not report (OBS) publishes. */
+/**
+ * How often IVS is asked whether the publisher publishes: a broadcaster that never reports (OBS,
+ * an integrator's own page) is seen within this. While EventBridge delivers IVS's events the
+ * answer comes from them within a second or two, and the poll only backs them up (EventBridge is
+ * best effort: an event may be late or lost).
+ */
 export const ENCODER_POLL_MS = 5_000;
+export const ENCODER_POLL_WITH_EVENTS_MS = 60_000;
+/** Events count as flowing while the last one is this recent. */
+const EVENTS_FRESH_MS = 3_600_000;
+
+/** One "IVS Stage Update" event from EventBridge, as the events route reads it. */
+export interface IvsStageEvent {
+  id: string;
+  /** ms; EventBridge gives whole seconds. */
+  at: number;
+  stageArn: string;
+  participantId: string;
+  name: "Participant Published" | "Participant Unpublished" | "Participant Publish Error";
+}
+
+/** What became of an event: applied, or why not. */
+export type IvsEventOutcome = "applied" | "duplicate" | "stale" | "ambiguous" | "not_the_publisher";
 
 /**
  * Where OBS (or any WHIP encoder) publishes. On IVS that is AWS's global WHIP
@@ -71,6 +92,8 @@ export class PublisherSession {
       participantId: renewing,
       durationMinutes: encoder === "obs" ? this.#c.config.tokenMinutes.obs : undefined,
     });
+    // IVS's events name the stage, not the broadcast: the directory says whose origin it is.
+    await this.#c.env.DIRECTORY.getByName("directory").setOrigin({ stageArn: origin.arn, broadcastId: this.#c.id });
     const now = Date.now();
     const kept = renewing !== undefined && previous ? previous : undefined;
     registry.setPublisher({
@@ -82,6 +105,7 @@ export class PublisherSession {
       expires_at: Date.parse(issued.expiresAt),
       encoder,
       checked_at: 0,
+      event_at: kept?.event_at ?? 0,
     });
     if (previous?.participant_id !== issued.participantId)
       this.#replication.followNewPublisher(now, previous?.state === "publishing");
@@ -92,22 +116,62 @@ export class PublisherSession {
   }
 
   /**
-   * An encoder that does not report (OBS over WHIP) publishes or not as IVS
-   * sees it: its participant's last publish event in the origin's session,
-   * asked at most every ENCODER_POLL_MS (ListParticipantEvents is paced with
-   * the account's other calls). A change goes the way a studio's report goes.
+   * The publisher publishes or not as IVS sees it — whatever the encoder, since a broadcaster
+   * that never reports (OBS over WHIP, a seed integrator's page) is as live as the studio: its
+   * participant's last publish event in the origin's session, asked at most every
+   * ENCODER_POLL_MS (every ENCODER_POLL_WITH_EVENTS_MS while EventBridge delivers events), paced
+   * with the account's other calls. Only publishing ↔ not: a studio's finer report
+   * (connecting, failed) stands, and a report fresher than one poll interval is not overruled
+   * by an answer that may predate it.
    */
   async followEncoder(now: number): Promise<void> {
     const { registry } = this.#c;
     const publisher = registry.publisher();
     const origin = registry.origin();
-    if (!publisher || publisher.encoder === "studio" || !origin || origin.arn !== publisher.stage_arn) return;
-    if (now - publisher.checked_at < ENCODER_POLL_MS) return;
+    if (!publisher || !origin || origin.arn !== publisher.stage_arn) return;
+    const eventsFlowing = publisher.event_at > 0 && now - publisher.event_at < EVENTS_FRESH_MS;
+    const interval = eventsFlowing ? ENCODER_POLL_WITH_EVENTS_MS : ENCODER_POLL_MS;
+    if (now - publisher.checked_at < interval) return;
     registry.setPublisherChecked(now);
     const publishing = await this.#participantPublishing(origin.arn, publisher.participant_id);
-    const state = publishing ? "publishing" : publisher.state === "idle" ? "idle" : "stopped";
-    if (state === publisher.state || state === "idle") return;
-    await this.setPublishState({ stageArn: origin.arn, state });
+    const current = registry.publisher();
+    if (!current || current.participant_id !== publisher.participant_id) return;
+    if (now - current.since < ENCODER_POLL_MS && current.since > publisher.checked_at) return;
+    if (publishing && current.state !== "publishing")
+      await this.setPublishState({ stageArn: origin.arn, state: "publishing" });
+    else if (!publishing && current.state === "publishing")
+      await this.setPublishState({ stageArn: origin.arn, state: "stopped" });
+  }
+
+  /**
+   * An IVS event about a participant of the origin (EventBridge, via POST /api/ivs/events).
+   * EventBridge delivers at least once, late and out of order, with times in whole seconds:
+   * an event already applied is ignored, so is one older than the last applied; two of the same
+   * second that disagree cannot be ordered, so IVS is asked at the next tick.
+   */
+  async ivsEvent(event: IvsStageEvent): Promise<IvsEventOutcome> {
+    const { registry } = this.#c;
+    const now = Date.now();
+    if (!registry.rememberEvent(event.id, now)) return "duplicate";
+    const publisher = registry.publisher();
+    if (!publisher || publisher.participant_id !== event.participantId || publisher.stage_arn !== event.stageArn)
+      return "not_the_publisher";
+    const state: PublishState =
+      event.name === "Participant Published"
+        ? "publishing"
+        : event.name === "Participant Publish Error"
+          ? "failed"
+          : "stopped";
+    if (event.at < publisher.event_at) return "stale";
+    if (event.at === publisher.event_at) {
+      if (state === publisher.state) return "applied";
+      registry.setPublisherChecked(0);
+      await this.#c.arm(now);
+      return "ambiguous";
+    }
+    registry.setPublisherEventAt(event.at);
+    if (state !== publisher.state) await this.setPublishState({ stageArn: event.stageArn, state });
+    return "applied";
   }
 
   /** A publish token for one stage (the origin, or a direct-fed stage). */

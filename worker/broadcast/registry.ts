@@ -174,8 +174,10 @@ export type PublisherRow = {
    * participant, whose state Fanout asks IVS for.
    */
   encoder: Encoder;
-  /** When IVS was last asked for an encoder's publish state (ms). */
+  /** When IVS was last asked for the publisher's state (ms). */
   checked_at: number;
+  /** The time of the last IVS event (EventBridge) applied to its state (ms; 0: none yet). */
+  event_at: number;
 };
 
 export type Encoder = "studio" | "obs";
@@ -293,11 +295,11 @@ export class Registry {
 
   setPublisher(row: PublisherRow): void {
     this.#sql.exec(
-      `INSERT INTO publisher (id, participant_id, user_id, stage_arn, state, since, expires_at, encoder, checked_at)
-         VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO publisher (id, participant_id, user_id, stage_arn, state, since, expires_at, encoder, checked_at, event_at)
+         VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET participant_id = excluded.participant_id, user_id = excluded.user_id,
          stage_arn = excluded.stage_arn, state = excluded.state, since = excluded.since, expires_at = excluded.expires_at,
-         encoder = excluded.encoder, checked_at = excluded.checked_at`,
+         encoder = excluded.encoder, checked_at = excluded.checked_at, event_at = excluded.event_at`,
       row.participant_id,
       row.user_id,
       row.stage_arn,
@@ -306,11 +308,22 @@ export class Registry {
       row.expires_at,
       row.encoder,
       row.checked_at,
+      row.event_at,
     );
   }
 
   setPublisherChecked(at: number): void {
     this.#sql.exec("UPDATE publisher SET checked_at = ? WHERE id = 1", at);
+  }
+
+  setPublisherEventAt(at: number): void {
+    this.#sql.exec("UPDATE publisher SET event_at = ? WHERE id = 1", at);
+  }
+
+  /** Records an IVS event's id; false when it was applied already (EventBridge delivers at least once). */
+  rememberEvent(id: string, now: number): boolean {
+    this.#sql.exec("DELETE FROM ivs_events WHERE at < ?", now - PAST_MS);
+    return this.#sql.exec("INSERT OR IGNORE INTO ivs_events (id, at) VALUES (?, ?)", id, now).rowsWritten > 0;
   }
 
   setPublisherState(state: PublisherRow["state"], at: number): void {

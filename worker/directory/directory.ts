@@ -6,7 +6,7 @@ import { migrate } from "../storage/migrations.ts";
  * The list of broadcasts: which exist (the open routes ask before they touch
  * a Broadcast object, so a made-up id creates nothing), which are live (for
  * the cron to reconcile) and which ran recently (for the landing page).
- * Written only when the operator prepares a broadcast, or it starts or ends,
+ * Written only when the operator prepares a broadcast, it starts or ends, or a publisher token names its origin,
  * so one object serves every deployment size.
  */
 
@@ -15,6 +15,8 @@ const MIGRATIONS = [
   `CREATE TABLE IF NOT EXISTS broadcasts (
      id TEXT PRIMARY KEY, status TEXT NOT NULL, started_at INTEGER NOT NULL, ended_at INTEGER, updated_at INTEGER NOT NULL
    )`,
+  // Whose origin a stage is: IVS's EventBridge events name the stage, not the broadcast.
+  `CREATE TABLE origins (stage_arn TEXT PRIMARY KEY, broadcast_id TEXT NOT NULL, updated_at INTEGER NOT NULL)`,
 ];
 
 export class Directory extends DurableObject<Env> {
@@ -48,6 +50,23 @@ export class Directory extends DurableObject<Env> {
       now,
       now,
     );
+  }
+
+  /** The broadcast publishing into `stageArn` as its origin (a publisher token was issued for it). */
+  setOrigin(input: { stageArn: string; broadcastId: string }): void {
+    this.#sql.exec(
+      `INSERT INTO origins (stage_arn, broadcast_id, updated_at) VALUES (?, ?, ?)
+       ON CONFLICT (stage_arn) DO UPDATE SET broadcast_id = excluded.broadcast_id, updated_at = excluded.updated_at`,
+      input.stageArn,
+      input.broadcastId,
+      Date.now(),
+    );
+  }
+
+  originOf(stageArn: string): string | undefined {
+    return this.#sql
+      .exec<{ broadcast_id: string }>("SELECT broadcast_id FROM origins WHERE stage_arn = ?", stageArn)
+      .toArray()[0]?.broadcast_id;
   }
 
   exists(broadcastId: string): boolean {

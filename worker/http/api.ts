@@ -7,6 +7,7 @@ import { broadcaster } from "./broadcaster.ts";
 import { BROADCAST_ID_RULE, DEFAULT_BROADCAST, isBroadcastId } from "../../protocol/ids.ts";
 import type { AppEnv } from "./context.ts";
 import { deployment } from "./deployment.ts";
+import { ivsEvents } from "./ivs-events.ts";
 import { router } from "./router.ts";
 import { stages } from "./stages.ts";
 import { stats } from "./stats.ts";
@@ -43,7 +44,7 @@ export function apiRoutes() {
 export function openApiDocument(origin: string, base = "/api", part: "all" | "broadcast" | "deployment" = "all") {
   const docs = new OpenAPIHono();
   if (part !== "deployment") docs.route(base, apiRoutes());
-  if (part !== "broadcast") docs.route(base, deployment);
+  if (part !== "broadcast") docs.route(base, deployment).route(base, ivsEvents);
   docs.openAPIRegistry.registerComponent("securitySchemes", "apiKey", {
     type: "apiKey",
     in: "header",

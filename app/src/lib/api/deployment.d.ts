@@ -120,6 +120,89 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/ivs/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** IVS participant events from an EventBridge API destination (x-api-key: IVS_EVENTS_KEY): the publisher's state within seconds. Idempotent, out-of-order safe. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["IvsEvent"];
+                };
+            };
+            responses: {
+                /** @description taken (applied, or why not) */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {boolean} */
+                            success: true;
+                            data: {
+                                /** @enum {string} */
+                                outcome: "applied" | "duplicate" | "stale" | "ambiguous" | "not_the_publisher" | "ignored";
+                            };
+                        };
+                    };
+                };
+                /** @description VALIDATION_ERROR */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description UNAUTHORIZED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description NOT_FOUND */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description INTERNAL_ERROR */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -152,6 +235,21 @@ export interface components {
             status: "live" | "ended";
             startedAt: string;
             endedAt: string | null;
+        };
+        IvsEvent: {
+            id: string;
+            "detail-type": string;
+            source: string;
+            /** Format: date-time */
+            time: string;
+            resources: string[];
+            detail: {
+                event_name?: string;
+                participant_id?: string;
+                session_id?: string;
+            } & {
+                [key: string]: unknown;
+            };
         };
     };
     responses: never;
