@@ -1,15 +1,21 @@
 import { fileURLToPath } from "node:url";
 import { readDevVars } from "../../scripts/dev-vars.ts";
 import { startDev } from "../support/dev-server.ts";
+import { freePort } from "../support/ports.ts";
 
 /**
  * `npm run dev` for the browser tests, on free ports with its own state,
  * with two seats per stage so a handful of tabs spreads over stages, and no
  * provisioning ahead of the join rate, so which stage a viewer lands on is
- * decided by load alone.
+ * decided by load alone. The example viewer (examples/viewer) is served from another origin on
+ * FANOUT_EXAMPLE_PORT, the one origin besides its own that this Fanout allows (CORS_ORIGINS).
  */
 export default async function globalSetup() {
+  const examplePort = await freePort();
+  process.env.FANOUT_EXAMPLE_PORT = String(examplePort);
   const dev = await startDev([
+    "--var",
+    `CORS_ORIGINS=http://127.0.0.1:${examplePort}`,
     "--var",
     "STAGE_CAPACITY=2",
     "--var",
