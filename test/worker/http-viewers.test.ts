@@ -129,11 +129,19 @@ describe("viewers that only heartbeat", () => {
     await sweepEveryone(edge);
     await sweepEveryone(grant.stageArn);
     const onEdge = [await joinAs(b, "http-1", edge), await joinAs(b, "http-2", edge)];
+    // The edge's load report (with the join rate of the two joins) is in, and that crowd is over:
+    // otherwise the policy would revive the stage for it.
+    await runDurableObjectAlarm(env.STAGE_SHARD.getByName(edge));
+    await runInDurableObject(env.BROADCAST.getByName(b), (_o, state) => {
+      state.storage.sql.exec("UPDATE stages SET join_rate = 0");
+    });
     data(await call(api(b, `/stage/${encodeURIComponent(edge)}`), { method: "PUT", body: { state: "draining" } }));
     // DRAIN_TIMEOUT_SECONDS is 30 in these tests, the viewer TTL 60: 40 s into the drain, a viewer that
     // heartbeats every 30 s may not have heard yet, so the stage must still be there.
     await runInDurableObject(env.BROADCAST.getByName(b), (_o, state) => {
       state.storage.sql.exec("UPDATE stages SET draining_since = ? WHERE arn = ?", Date.now() - 40_000, edge);
+      // The joins above are a crowd to the policy (join rate × lead): no crowd now, or it revives the stage.
+      state.storage.sql.exec("UPDATE stages SET join_rate = 0");
     });
     await tick(b);
     expect((await stages(b)).find((s) => s.stageArn === edge)?.state).toBe("draining");
