@@ -131,7 +131,7 @@ describe("publish state from IVS's EventBridge events", () => {
 });
 
 describe("publish state from IVS without EventBridge", () => {
-  it("a broadcaster that never reports is seen live by the poll within its interval, and stopped likewise", async () => {
+  it("a broadcaster that never reports is seen live by the poll within its interval, stopped likewise, and the idle end ends it", async () => {
     const b = newBroadcastId();
     const grant = await live(b);
     const publisher = await connectPublisher(grant.token);
@@ -147,6 +147,14 @@ describe("publish state from IVS without EventBridge", () => {
       expect((await stats(b)).isPublisherLive).toBe(false);
     }, 15_000);
     expect((await stats(b)).publisher?.state).toBe("stopped");
+    // And the idle end works for it: stopped for longer than PUBLISHER_IDLE_END_MINUTES (10), it ends.
+    await runInDurableObject(env.BROADCAST.getByName(b), (_o, state) => {
+      state.storage.sql.exec("UPDATE publisher SET since = ?", Date.now() - 11 * 60_000);
+    });
+    await waitFor(async () => {
+      await tick(b);
+      expect(data(await call<{ status: string }>(api(b, "/stats"))).status).toBe("ended");
+    }, 15_000);
   });
 
   it("while events flow the poll slows down to back them up only", async () => {
