@@ -1,5 +1,6 @@
 import { expect, test, type Browser, type BrowserContext, type Page } from "@playwright/test";
 import { mkdirSync } from "node:fs";
+import { broadcastStats, expectPlaying as expectVideo } from "./support.ts";
 
 /**
  * A person goes live from the studio and an audience watches through the
@@ -13,33 +14,10 @@ const broadcastId = `e2e-${Date.now().toString(36)}`;
 const SHOTS = "test-results/screenshots";
 mkdirSync(SHOTS, { recursive: true });
 
-type Stats = {
-  totalViewers: number;
-  status: string;
-  stages: { stageArn: string; role: string; feed: string; viewers: number }[];
-};
-const stats = async (): Promise<Stats> => {
-  const response = await fetch(`${url()}/api/broadcasts/${broadcastId}/stats`, {
-    headers: { "x-api-key": ADMIN_KEY() },
-  });
-  const body = await response.json();
-  if (!body.success) throw new Error(`GET /stats: ${JSON.stringify(body)}`);
-  return body.data;
-};
+const stats = () => broadcastStats(broadcastId);
 
-/** The video plays: frames have a size and time moves on; and an audio track came with it. */
-async function expectPlaying(page: Page) {
-  const video = page.getByTestId("player-video");
-  await expect
-    .poll(() => video.evaluate((v: HTMLVideoElement) => v.videoWidth), { timeout: 30_000 })
-    .toBeGreaterThan(0);
-  const t0 = await video.evaluate((v: HTMLVideoElement) => v.currentTime);
-  await expect.poll(() => video.evaluate((v: HTMLVideoElement) => v.currentTime)).toBeGreaterThan(t0 + 0.5);
-  const audioTracks = await video.evaluate(
-    (v: HTMLVideoElement) => (v.srcObject as MediaStream).getAudioTracks().length,
-  );
-  expect(audioTracks).toBeGreaterThan(0);
-}
+/** The viewer page's video plays, with audio. */
+const expectPlaying = (page: Page) => expectVideo(page.getByTestId("player-video"));
 
 async function openStudio(browser: Browser, key: string): Promise<{ context: BrowserContext; page: Page }> {
   const context = await browser.newContext();

@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
+import { adminKey, expectPlaying, fanoutUrl, publishAsObs } from "./support.ts";
 
 /**
  * An integrator's own front end: examples/viewer (plain HTML and JavaScript) served from another
@@ -11,7 +12,7 @@ import { fileURLToPath } from "node:url";
  * other, the browser refuses its calls.
  */
 
-const url = () => process.env.FANOUT_URL!;
+const url = fanoutUrl;
 const broadcastId = `example-${Date.now().toString(36)}`;
 const EXAMPLE = fileURLToPath(new URL("../../examples/viewer/", import.meta.url));
 
@@ -26,45 +27,16 @@ async function serveExample(port: number): Promise<Server> {
   return server;
 }
 
-/** A publisher on the emulator's hub with Fanout's OBS token: the broadcast is live without the studio. */
+/** A publisher with Fanout's OBS token: the broadcast is live without the studio. */
 async function broadcasting(page: Page) {
   const response = await fetch(`${url()}/api/broadcasts/${broadcastId}/token/publisher`, {
     method: "POST",
-    headers: { "content-type": "application/json", "x-api-key": process.env.FANOUT_ADMIN_KEY! },
+    headers: { "content-type": "application/json", "x-api-key": adminKey() },
     body: JSON.stringify({ userId: "host", encoder: "obs" }),
   });
   const { data } = await response.json();
   await page.goto(`${url()}/api/health`);
-  await page.evaluate(async (token: string) => {
-    const payload = token.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/");
-    const claims = JSON.parse(atob(payload.padEnd(Math.ceil(payload.length / 4) * 4, "=")));
-    const media = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
-    const ws = new WebSocket(claims.events_url);
-    (window as unknown as { obs: WebSocket }).obs = ws;
-    await new Promise<void>((resolve) => {
-      ws.onopen = () => ws.send(JSON.stringify({ type: "join", token }));
-      ws.onmessage = async (event) => {
-        const message = JSON.parse(event.data);
-        if (message.type === "joined") ws.send(JSON.stringify({ type: "publish" }));
-        if (message.type === "published") resolve();
-        if (message.type !== "signal" || message.data?.kind !== "offer") return;
-        const pc = new RTCPeerConnection();
-        await pc.setRemoteDescription({ type: "offer", sdp: message.data.sdp });
-        for (const t of pc.getTransceivers()) {
-          t.direction = "sendonly";
-          await t.sender.replaceTrack(media.getTracks().find((m) => m.kind === t.receiver.track.kind) ?? null);
-        }
-        await pc.setLocalDescription(await pc.createAnswer());
-        await new Promise<void>((done) => {
-          pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && done();
-          setTimeout(done, 3_000);
-        });
-        ws.send(
-          JSON.stringify({ type: "signal", to: message.from, data: { kind: "answer", sdp: pc.localDescription!.sdp } }),
-        );
-      };
-    });
-  }, data.token as string);
+  await publishAsObs(page, data.token as string);
 }
 
 test.describe.configure({ mode: "serial" });
@@ -87,12 +59,7 @@ test.describe("the example viewer on another origin", () => {
     });
     const example = `http://127.0.0.1:${process.env.FANOUT_EXAMPLE_PORT}/`;
     await page.goto(`${example}?fanout=${encodeURIComponent(url())}&broadcast=${broadcastId}`);
-    const video = page.locator("#video");
-    await expect
-      .poll(() => video.evaluate((v: HTMLVideoElement) => v.videoWidth), { timeout: 30_000 })
-      .toBeGreaterThan(0);
-    const t0 = await video.evaluate((v: HTMLVideoElement) => v.currentTime);
-    await expect.poll(() => video.evaluate((v: HTMLVideoElement) => v.currentTime)).toBeGreaterThan(t0 + 0.5);
+    await expectPlaying(page.locator("#video"));
     await expect(page.locator("#status")).toHaveAttribute("data-status", "live");
     // Presence by HTTP heartbeats, answered across origins; no Fanout socket (only the media hub's).
     const answer = await (await heartbeat).response();

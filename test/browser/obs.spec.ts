@@ -1,4 +1,5 @@
 import { expect, test, type Browser, type BrowserContext, type Page } from "@playwright/test";
+import { adminKey, broadcastStats, expectPlaying, fanoutUrl, publishAsObs } from "./support.ts";
 
 /**
  * A broadcast fed by OBS: the studio hands out OBS's server and token and
@@ -10,82 +11,10 @@ import { expect, test, type Browser, type BrowserContext, type Page } from "@pla
  * it, on the origin and on a replica (two seats per stage in these tests).
  */
 
-const url = () => process.env.FANOUT_URL!;
-const ADMIN_KEY = () => process.env.FANOUT_ADMIN_KEY!;
 const broadcastId = `obs-${Date.now().toString(36)}`;
-
-type Stats = {
-  status: string;
-  isPublisherLive: boolean;
-  stages: { stageArn: string; role: string; feed: string; viewers: number }[];
-};
-const stats = async (): Promise<Stats> => {
-  const response = await fetch(`${url()}/api/broadcasts/${broadcastId}/stats`, {
-    headers: { "x-api-key": ADMIN_KEY() },
-  });
-  const body = await response.json();
-  if (!body.success) throw new Error(`GET /stats: ${JSON.stringify(body)}`);
-  return body.data;
-};
-
-/** The video plays: frames have a size and time moves on. */
-async function expectPlaying(page: Page) {
-  const video = page.getByTestId("player-video");
-  await expect
-    .poll(() => video.evaluate((v: HTMLVideoElement) => v.videoWidth), { timeout: 30_000 })
-    .toBeGreaterThan(0);
-  const t0 = await video.evaluate((v: HTMLVideoElement) => v.currentTime);
-  await expect.poll(() => video.evaluate((v: HTMLVideoElement) => v.currentTime)).toBeGreaterThan(t0 + 0.5);
-}
-
-/**
- * An OBS stand-in: joins the hub named in the token, publishes the fake
- * camera and microphone, and answers every subscriber's offer with them
- * (the local media protocol, protocol/local-media.ts). Nothing of Fanout's
- * runs in this page: only the token ties it to the broadcast.
- */
-async function publishAsObs(page: Page, token: string): Promise<void> {
-  await page.evaluate(async (token) => {
-    const payload = token.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/");
-    const claims = JSON.parse(atob(payload.padEnd(Math.ceil(payload.length / 4) * 4, "=")));
-    const media = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
-    const ws = new WebSocket(claims.events_url);
-    const loopbackOnly = (sdp: string) =>
-      sdp
-        .split("\r\n")
-        .filter((l) => !l.startsWith("a=candidate:") || ["127.0.0.1", "::1"].includes(l.split(" ")[4] ?? ""))
-        .join("\r\n");
-    const published = new Promise<void>((resolve, reject) => {
-      ws.onopen = () => ws.send(JSON.stringify({ type: "join", token }));
-      ws.onclose = () => reject(new Error("the hub closed the OBS connection"));
-      ws.onmessage = async (event) => {
-        const message = JSON.parse(event.data);
-        if (message.type === "joined") ws.send(JSON.stringify({ type: "publish" }));
-        if (message.type === "published" && message.published) resolve();
-        if (message.type === "error") reject(new Error(`${message.code}: ${message.message}`));
-        if (message.type !== "signal" || message.data?.kind !== "offer") return;
-        const pc = new RTCPeerConnection();
-        await pc.setRemoteDescription({ type: "offer", sdp: message.data.sdp });
-        for (const transceiver of pc.getTransceivers()) {
-          transceiver.direction = "sendonly";
-          const kind = transceiver.receiver.track.kind;
-          await transceiver.sender.replaceTrack(media.getTracks().find((t) => t.kind === kind) ?? null);
-        }
-        await pc.setLocalDescription(await pc.createAnswer());
-        await new Promise<void>((done) => {
-          if (pc.iceGatheringState === "complete") return done();
-          pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && done());
-          setTimeout(done, 3_000);
-        });
-        const answer = { kind: "answer", sdp: loopbackOnly(pc.localDescription!.sdp) };
-        ws.send(JSON.stringify({ type: "signal", to: message.from, data: answer }));
-      };
-    });
-    // Kept on the page: the connection lives as long as the page does.
-    (window as unknown as { obs: WebSocket }).obs = ws;
-    await published;
-  }, token);
-}
+const stats = () => broadcastStats(broadcastId);
+const url = fanoutUrl;
+const ADMIN_KEY = adminKey;
 
 test.describe.configure({ mode: "serial" });
 
@@ -132,7 +61,7 @@ test.describe("a broadcast fed by OBS", () => {
   test("viewers on the origin and on a replica stage play OBS's video", async ({ browser }) => {
     for (let i = 0; i < 3; i++) {
       viewers.push(await open(browser, `/watch/${broadcastId}`));
-      await expectPlaying(viewers[i]!);
+      await expectPlaying(viewers[i]!.getByTestId("player-video"));
     }
     const s = await stats();
     const placed = await Promise.all(viewers.map((v) => v.getByTestId("player").getAttribute("data-stage")));

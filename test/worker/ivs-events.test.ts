@@ -1,5 +1,4 @@
-import { env, runInDurableObject } from "cloudflare:test";
-import { SELF } from "cloudflare:test";
+import { SELF, env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { TEST_EVENTS_KEY } from "../support/test-keys.ts";
 import {
