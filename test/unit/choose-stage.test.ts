@@ -11,7 +11,7 @@ describe("choosing a stage (power of two choices)", () => {
   it("takes the emptier of the two it draws", () => {
     // Draws index 0 and 1 of the open stages (a, b): a is emptier.
     const draws = [0.1, 0.9];
-    expect(chooseStage(stages, () => draws.shift()!)?.arn).toBe("a");
+    expect(chooseStage(stages, Infinity, () => draws.shift()!)?.arn).toBe("a");
   });
 
   it("never picks a full stage", () => {
@@ -29,5 +29,23 @@ describe("choosing a stage (power of two choices)", () => {
     for (let i = 0; i < 400; i++) chooseStage(even)!.viewers++;
     const counts = even.map((s) => s.viewers);
     expect(Math.max(...counts) - Math.min(...counts)).toBeLessThanOrEqual(2);
+  });
+
+  it("during a crowd picks uniformly, so that a stage just added does not take twice its share", () => {
+    const crowd = [
+      { arn: "old-1", viewers: 600, capacity: 1000, joinRate: 80 },
+      { arn: "old-2", viewers: 600, capacity: 1000, joinRate: 80 },
+      { arn: "new", viewers: 0, capacity: 1000 },
+    ];
+    const picks = (rate: number) => {
+      let n = 0;
+      for (let i = 0; i < 3_000; i++) if (chooseStage(crowd, rate)?.arn === "new") n++;
+      return n / 3_000;
+    };
+    // Power of two choices: the new stage is in two pairs of three, and always wins them.
+    expect(picks(Infinity)).toBeGreaterThan(0.6);
+    // Shards admitting at half their limit or more: a third each.
+    expect(picks(100)).toBeGreaterThan(0.28);
+    expect(picks(100)).toBeLessThan(0.39);
   });
 });

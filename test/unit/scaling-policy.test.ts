@@ -1,5 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { chooseStage } from "../../worker/join/choose-stage.ts";
 import { decideScaling, type ScalingSettings, type StageLoad } from "../../worker/scaling/policy.ts";
 
 const settings: ScalingSettings = {
@@ -10,6 +11,7 @@ const settings: ScalingSettings = {
   warmupMs: 300_000,
   drainTimeoutMs: 600_000,
   leadSeconds: 10,
+  admissionRate: Infinity,
 };
 const NOW = 10_000_000;
 const old = NOW - 3_600_000;
@@ -138,9 +140,76 @@ describe("the scaling policy", () => {
   });
 
   it("after a crowd the pool is what the audience needs plus one: 1,500 viewers at 150 a second on stages of 500", () => {
-    expect(simulateCrowd({ viewers: 1_500, perSecond: 150, capacity: 500 })).toBeLessThanOrEqual(4 + 1);
+    expect(simulateCrowd({ viewers: 1_500, perSecond: 150, capacity: 500 }).stages).toBeLessThanOrEqual(4 + 1);
     // 3 viewers on stages of 2: 2 stages needed at 80 %, one spare.
-    expect(simulateCrowd({ viewers: 3, perSecond: 3, capacity: 2 })).toBeLessThanOrEqual(2 + 1);
+    expect(simulateCrowd({ viewers: 3, perSecond: 3, capacity: 2 }).stages).toBeLessThanOrEqual(2 + 1);
+  });
+
+  it("adds stages during a crowd so that no shard admits more than the admission rate allows", () => {
+    // 100 admissions a second at most per shard, kept under 80 %: 400 a second need 5 stages taking joins.
+    const crowd = [origin(20, { joinRate: 400 })];
+    expect(decide(crowd, { admissionRate: 100, maxStages: 10 }).create).toBe(4);
+    // Without the limit the audience alone decides: 20 viewers need one stage, plus the lead's spare.
+    expect(decide(crowd, { maxStages: 10 }).create).toBe(1);
+    // A stage at the threshold takes few joins more: it does not count as sharing the crowd.
+    const full = [origin(80, { joinRate: 0 }), stage("a", 10, { joinRate: 200 })];
+    expect(decide(full, { admissionRate: 100, maxStages: 10 }).create).toBe(2);
+  });
+
+  it("brings the pool back to needed plus one once the crowd is in, one young stage at a time", () => {
+    const young = NOW - 30_000;
+    const after = [
+      origin(60),
+      stage("a", 60, { createdAt: young }),
+      stage("b", 20, { createdAt: young }),
+      stage("c", 10, { createdAt: young }),
+      stage("d", 30, { createdAt: young }),
+    ];
+    // 180 viewers need 3 stages at 80: the emptiest young stage goes first, and only it.
+    expect(decide(after, { admissionRate: 100 }).drain).toEqual(["c"]);
+    // While one drains, the next waits: its viewers must have moved first.
+    const draining = after.map((x) => (x.arn === "c" ? { ...x, state: "draining" as const, drainingSince: NOW } : x));
+    expect(decide(draining, { admissionRate: 100 }).drain).toEqual([]);
+    // Not while the crowd still needs them.
+    expect(
+      decide(
+        after.map((x) => ({ ...x, joinRate: 80 })),
+        { admissionRate: 100 },
+      ).drain,
+    ).toEqual([]);
+  });
+
+  it("never wants more than needed plus one, or the stages the arrivals need, whatever the loads", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ viewers: fc.nat(200), joinRate: fc.nat(5_000) }), { minLength: 1, maxLength: 12 }),
+        fc.integer({ min: 1, max: 300 }),
+        fc.integer({ min: 1, max: 1_000 }),
+        (loads, capacity, admissionRate) => {
+          const stages = loads.map((l, i) => (i === 0 ? origin(l.viewers, l) : stage(`s${i}`, l.viewers, l)));
+          const s = { ...settings, capacity, admissionRate, maxStages: 1000 };
+          const d = decideScaling({ now: NOW, live: true, stages }, s);
+          const audience = loads.reduce((sum, l) => sum + l.viewers, 0);
+          const arriving = loads.reduce((sum, l) => sum + l.joinRate, 0);
+          const needed = Math.max(1, Math.ceil(audience / (capacity * s.scaleUpAt)));
+          const sharing = Math.ceil(arriving / (admissionRate * s.scaleUpAt));
+          const atThreshold = loads.filter((l) => l.viewers >= capacity * s.scaleUpAt).length;
+          expect(stages.length + d.create + d.revive.length - d.drain.length).toBeLessThanOrEqual(
+            Math.max(stages.length, needed + 1, atThreshold + sharing),
+          );
+        },
+      ),
+      { seed: 20261122, numRuns: 500 },
+    );
+  });
+
+  it("a crowd faster than one shard admits is spread under the limit, and the pool is needed plus one after it", () => {
+    // 3,000 viewers at 300 a second on stages of 1,000 seats whose shards take 100 a second.
+    const result = simulateCrowd({ viewers: 3_000, perSecond: 300, capacity: 1_000, admissionRate: 100 });
+    // After the stages the crowd asked for were ready (a second of decisions), no stage took more than the limit.
+    expect(result.peakAdmissionsAfterFirstSecond).toBeLessThanOrEqual(100);
+    // 3,000 viewers need 4 stages at 80 %.
+    expect(result.stages).toBeLessThanOrEqual(4 + 1);
   });
 
   it("does not drain while viewers are still arriving", () => {
@@ -151,27 +220,45 @@ describe("the scaling policy", () => {
 
 /**
  * A crowd arriving at `perSecond`, the policy run every second (as the load reports do) and its
- * decision carried out at once, viewers filling the emptiest ready stage: the stages at the end.
+ * decision carried out at once, each viewer seated by the join path's stage choice (the table it
+ * works from is the last second's); a draining stage's viewers move to the others at once. The stages at the
+ * end, and the most admissions one stage took in a second once the first decisions were carried out.
  */
-function simulateCrowd(crowd: { viewers: number; perSecond: number; capacity: number }): number {
-  const s = { ...settings, capacity: crowd.capacity, maxStages: 100, warmupMs: 0 };
+function simulateCrowd(crowd: { viewers: number; perSecond: number; capacity: number; admissionRate?: number }) {
+  const s = {
+    ...settings,
+    capacity: crowd.capacity,
+    maxStages: 100,
+    warmupMs: 0,
+    admissionRate: crowd.admissionRate ?? Infinity,
+  };
   let stages: StageLoad[] = [origin(0)];
   let arrived = 0;
-  for (let second = 0; second < 120; second++) {
+  let peakAdmissionsAfterFirstSecond = 0;
+  let random = 1;
+  const next = () => (random = (random * 48_271) % 2_147_483_647) / 2_147_483_647;
+  for (let second = 0; second < 600; second++) {
     const now = NOW + second * 1000;
     const arriving = Math.min(crowd.perSecond, crowd.viewers - arrived);
-    for (let i = 0; i < arriving; i++) {
-      const target = stages
-        .filter((x) => x.state === "ready" && x.viewers < crowd.capacity)
-        .sort((a, b) => a.viewers - b.viewers)[0];
-      if (target) target.viewers++;
+    const moving = stages.filter((x) => x.state === "draining").reduce((n, x) => n + x.viewers, 0);
+    for (const x of stages) if (x.state === "draining") x.viewers = 0;
+    const admitted = new Map<string, number>();
+    const ready = stages.filter((x) => x.state === "ready").map((x) => ({ ...x, capacity: crowd.capacity, stage: x }));
+    for (let i = 0; i < arriving + moving; i++) {
+      const choice = chooseStage(ready, s.admissionRate, next);
+      if (!choice) continue;
+      choice.viewers++;
+      const target = choice.stage;
+      target.viewers++;
+      admitted.set(target.arn, (admitted.get(target.arn) ?? 0) + 1);
     }
+    if (second > 0) peakAdmissionsAfterFirstSecond = Math.max(peakAdmissionsAfterFirstSecond, ...admitted.values());
     arrived += arriving;
-    stages = stages.map((x) => ({ ...x, joinRate: arriving }));
+    stages = stages.map((x) => ({ ...x, joinRate: admitted.get(x.arn) ?? 0 }));
     const d = decideScaling({ now, live: true, stages }, s);
     for (let i = 0; i < d.create; i++) stages.push(stage(`e${second}-${i}`, 0, { createdAt: now }));
     stages = stages.filter((x) => !d.delete.includes(x.arn));
     for (const x of stages) if (d.drain.includes(x.arn)) Object.assign(x, { state: "draining", drainingSince: now });
   }
-  return stages.length;
+  return { stages: stages.length, peakAdmissionsAfterFirstSecond };
 }

@@ -20,6 +20,13 @@
  *   add that spare; as the crowd arrives and fills it, the next report asks for
  *   the next one. A join rate is a forecast; the audience is a fact, and every
  *   stage bought on a forecast costs money and quota whether or not the crowd comes.
+ * - Arrivals too: while a crowd arrives, enough stages take joins that no
+ *   shard admits more than `scaleUpAt` of `admissionRate` a second (a StageShard
+ *   is one object: a stage of 10,000 seats filled in ten seconds would be 1,000
+ *   admissions a second on it). Those stages may go past the bound above while
+ *   the crowd lasts; once it is in, the pool is brought back to needed plus one
+ *   spare, one drained stage at a time (its viewers are themselves a small crowd
+ *   for the others), warm-up or not: the arrivals those stages were bought for are over.
  */
 
 import type { StageState } from "../../protocol/api.ts";
@@ -48,6 +55,8 @@ export interface ScalingSettings {
   drainTimeoutMs: number;
   /** Seconds of arrivals, at the current join rate, to have seats for already: a crowd finds stages ready. */
   leadSeconds: number;
+  /** Admissions a second one stage's shard should take at most (kept under `scaleUpAt` of it); Infinity: no limit. */
+  admissionRate: number;
 }
 
 export interface ScalingInput {
@@ -89,7 +98,13 @@ export function decideScaling(input: ScalingInput, settings: ScalingSettings): S
   if (ready.length > 0 && creating === 0 && ready.every((s) => s.viewers >= seatsAtScaleUp)) {
     wanted = Math.max(wanted, active.length + 1);
   }
-  wanted = Math.min(wanted, needed + 1, settings.maxStages);
+  wanted = Math.min(wanted, needed + 1);
+  // Arrivals: the stages with seats left share the crowd; enough of them that each shard admits
+  // under its rate. Stages at the threshold take few joins more and do not count as sharing.
+  const atThreshold = active.filter((s) => s.viewers >= seatsAtScaleUp).length;
+  const forArrivals =
+    arriving > 0 ? atThreshold + Math.ceil(arriving / (settings.admissionRate * settings.scaleUpAt)) : 0;
+  wanted = Math.min(Math.max(wanted, forArrivals), settings.maxStages);
 
   if (wanted > active.length) {
     let missing = wanted - active.length;
@@ -103,14 +118,22 @@ export function decideScaling(input: ScalingInput, settings: ScalingSettings): S
     const room = settings.maxStages - active.length - draining.length;
     decision.create = Math.max(0, Math.min(missing, room));
   } else {
+    const drainable = active
+      .filter((s) => s.state === "ready" && s.role !== "origin")
+      .sort((a, b) => a.viewers - b.viewers);
     const fitsAtScaleDown = Math.max(1, Math.ceil(demand / (settings.capacity * settings.scaleDownAt)));
     const surplus = active.length - Math.max(fitsAtScaleDown, wanted);
     if (surplus > 0) {
-      decision.drain = active
-        .filter((s) => s.state === "ready" && s.role !== "origin" && input.now - s.createdAt >= settings.warmupMs)
-        .sort((a, b) => a.viewers - b.viewers)
+      decision.drain = drainable
+        .filter((s) => input.now - s.createdAt >= settings.warmupMs)
         .slice(0, surplus)
         .map((s) => s.arn);
+    }
+    if (decision.drain.length === 0 && active.length > Math.max(needed + 1, forArrivals) && draining.length === 0) {
+      // Past the bound once a crowd is in: the stages bought for it (still in their warm-up) go,
+      // one at a time, so that their viewers' moves stay a trickle. Older stages keep the hysteresis.
+      const young = drainable.find((s) => input.now - s.createdAt < settings.warmupMs);
+      if (young) decision.drain = [young.arn];
     }
   }
 
