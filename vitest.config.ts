@@ -33,8 +33,9 @@ function workerProject(name: "worker" | "worker-api-tokens", tokens: (inject: In
             DRAIN_TIMEOUT_SECONDS: "30",
             // Every test client is one address: the tests of rate limiting turn it on for themselves.
             RATE_LIMITING: "off",
-            // Few enough that a test can reach the cap.
+            // Few enough that a test can reach the caps: 8 stats sockets over two relays of 4.
             SOCKETS_PER_BROADCAST: "8",
+            STATS_SOCKETS_PER_RELAY: "4",
           },
         },
       })),

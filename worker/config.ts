@@ -64,6 +64,8 @@ const Schema = z.object({
   STAGE_WARMUP_SECONDS: seconds(300),
   DRAIN_TIMEOUT_SECONDS: seconds(300),
   SCALE_LEAD_SECONDS: seconds(10),
+  /** Admissions a second one stage's shard should take at most; the pool grows to keep each under it during a crowd. */
+  ADMISSIONS_PER_STAGE_PER_SECOND: positiveInt(500),
   HEARTBEAT_INTERVAL_SECONDS: positiveInt(30),
   VIEWER_TTL_SECONDS: positiveInt(60),
   REPLICA_RECONNECT_WINDOW_SECONDS: z.coerce.number().int().min(0).max(300).default(60),
@@ -71,8 +73,12 @@ const Schema = z.object({
   SNAPSHOT_INTERVAL_MINUTES: positiveInt(5),
   RETENTION_DAYS: positiveInt(90),
   RATE_LIMITING: z.enum(["on", "off"]).default("on"),
+  // Every stats socket of a broadcast, over all its relays; the broadcaster sockets on the object count apart.
+  SOCKETS_PER_BROADCAST: z.coerce.number().int().min(1).max(10_000_000).default(1_000_000),
   // Below the 32,768 WebSockets a Durable Object can hibernate with.
-  SOCKETS_PER_BROADCAST: z.coerce.number().int().min(1).max(32_000).default(10_000),
+  STATS_SOCKETS_PER_RELAY: z.coerce.number().int().min(1).max(32_000).default(2_000),
+  // Messages one relay sends a second at most: with more subscribers, its updates are further apart.
+  STATS_MESSAGES_PER_SECOND: positiveInt(10_000),
   // IVS allows 5; a little less leaves room for the operator's own calls (console, CLI).
   IVS_CONTROL_TPS: z.coerce.number().gt(0).max(5).default(4),
   CORS_ORIGINS: z
@@ -125,7 +131,15 @@ export interface Config {
   snapshotIntervalMs: number;
   retentionMs: number;
   rateLimiting: boolean;
-  limits: { socketsPerBroadcast: number };
+  limits: {
+    /** Stats sockets per broadcast, over all its relays. */
+    socketsPerBroadcast: number;
+    /** Sockets one object holds: a relay's stats sockets, the Broadcast object's broadcaster sockets. */
+    statsSocketsPerRelay: number;
+    statsMessagesPerSecond: number;
+    /** How many relays a broadcast's stats sockets may spread over. */
+    maxRelays: number;
+  };
   /** USD per participant-hour, for the dashboard's estimate; absent: hours only. */
   pricePerParticipantHour?: number;
   /** Origins whose pages may call the API and open the sockets; `"*"`: any (no route relies on cookies). */
@@ -184,6 +198,7 @@ export function loadConfig(env: object): Config {
       // heartbeat since the drain began, and so was told where to go (HTTP-only clients hear it no other way).
       drainTimeoutMs: Math.max(v.DRAIN_TIMEOUT_SECONDS, v.VIEWER_TTL_SECONDS) * 1000,
       leadSeconds: v.SCALE_LEAD_SECONDS,
+      admissionRate: v.ADMISSIONS_PER_STAGE_PER_SECOND,
     },
     presence: { heartbeatIntervalMs: v.HEARTBEAT_INTERVAL_SECONDS * 1000, viewerTtlMs: v.VIEWER_TTL_SECONDS * 1000 },
     replicaReconnectWindowSeconds: v.REPLICA_RECONNECT_WINDOW_SECONDS,
@@ -191,7 +206,12 @@ export function loadConfig(env: object): Config {
     snapshotIntervalMs: v.SNAPSHOT_INTERVAL_MINUTES * 60_000,
     retentionMs: v.RETENTION_DAYS * 86_400_000,
     rateLimiting: v.RATE_LIMITING === "on",
-    limits: { socketsPerBroadcast: v.SOCKETS_PER_BROADCAST },
+    limits: {
+      socketsPerBroadcast: v.SOCKETS_PER_BROADCAST,
+      statsSocketsPerRelay: v.STATS_SOCKETS_PER_RELAY,
+      statsMessagesPerSecond: v.STATS_MESSAGES_PER_SECOND,
+      maxRelays: Math.ceil(v.SOCKETS_PER_BROADCAST / v.STATS_SOCKETS_PER_RELAY),
+    },
     pricePerParticipantHour: v.PRICE_PER_PARTICIPANT_HOUR,
     corsOrigins: v.CORS_ORIGINS.includes("*") ? "*" : v.CORS_ORIGINS.map((o) => new URL(o).origin),
     ivsEventsKey: v.IVS_EVENTS_KEY,

@@ -13,11 +13,13 @@ import { apiRoutes, openApiDocument } from "./http/api.ts";
 import { deployment, health } from "./http/deployment.ts";
 import { ivsEvents } from "./http/ivs-events.ts";
 import { cachedRoutingTable } from "./join/routing-cache.ts";
+import { relayName } from "./broadcast/channels.ts";
 
 export { AccountBudget } from "./account/budget.ts";
 export { Broadcast } from "./broadcast/broadcast.ts";
 export { Directory } from "./directory/directory.ts";
 export { StageShard } from "./shard/stage-shard.ts";
+export { StatsRelay } from "./relay/stats-relay.ts";
 
 /**
  * The Fanout Worker: `/api/*`, `/health` and the WebSockets here; every
@@ -110,18 +112,50 @@ async function broadcastSocket(c: Context<{ Bindings: Env }>): Promise<Response>
   const { config, broadcastId } = await openingSocket(c);
   const channel = c.req.query("type") === "broadcaster" ? "broadcaster" : "stats";
   const access = await accessOf(config, c.req.header("x-api-key"));
-  // Set here, whatever the client sent: the object trusts these headers. The key itself goes no further.
+  // Set here, whatever the client sent: the objects trust these headers. The key itself goes no further.
   const headers = new Headers(c.req.raw.headers);
   headers.delete("x-api-key");
   headers.set("x-fanout-channel", channel);
   headers.set("x-fanout-access", channel === "broadcaster" && access !== "admin" ? "none" : access);
+  if (channel === "stats") return statsSocket(c, config, broadcastId, headers);
   const response = await c.env.BROADCAST.getByName(broadcastId).fetch(new Request(c.req.raw, { headers }));
-  if (response.status === 503)
-    throw new ApiError("RATE_LIMITED", 429, "This broadcast has all the connections it takes; try again shortly.", {
-      retryAfter: 30,
-    });
+  if (response.status === 503) throw fullOfSockets();
   return response;
 }
+
+/** Relays tried for one stats socket before it is refused: the one its hash names, then the next ones. */
+const RELAY_TRIES = 3;
+
+/**
+ * A stats socket goes to one of the broadcast's relays (relay/stats-relay.ts): a random one of
+ * those the routing table names (random: a hash of nothing the client chooses, so no one piles
+ * sockets onto one relay), the next ones when it is full. The table names more relays as their
+ * sockets add up; a relay is created by its first socket.
+ */
+async function statsSocket(
+  c: Context<{ Bindings: Env }>,
+  config: Config,
+  broadcastId: string,
+  headers: Headers,
+): Promise<Response> {
+  const { maxRelays } = config.limits;
+  const table = await cachedRoutingTable(c.env, broadcastId);
+  const spread = Math.min(maxRelays, Math.max(1, table.statsRelays ?? 1));
+  const first = crypto.getRandomValues(new Uint32Array(1))[0]! % spread;
+  for (let i = 0; i < Math.min(RELAY_TRIES, maxRelays); i++) {
+    const index = (first + i) % maxRelays;
+    headers.set("x-fanout-relay", relayName(broadcastId, index));
+    const relay = c.env.STATS_RELAY.getByName(relayName(broadcastId, index));
+    const response = await relay.fetch(new Request(c.req.raw, { headers }));
+    if (response.status !== 503) return response;
+  }
+  throw fullOfSockets();
+}
+
+const fullOfSockets = () =>
+  new ApiError("RATE_LIMITED", 429, "This broadcast has all the connections it takes; try again shortly.", {
+    retryAfter: 30,
+  });
 
 /**
  * The viewer socket: presence without heartbeats, live viewer count, live/ended, migrate. Opened

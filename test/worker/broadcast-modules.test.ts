@@ -32,6 +32,7 @@ function build(state: DurableObjectState) {
     env,
     () => views.stats(),
     () => 100,
+    () => registry.relays().map((r) => r.index),
   );
   const replication = new Replication(context);
   const pool = new StagePool(context, replication);

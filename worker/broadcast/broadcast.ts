@@ -78,7 +78,9 @@ export class Broadcast extends DurableObject<Env> {
       ctx,
       env,
       () => this.#views.stats(),
-      () => this.#context.config.limits.socketsPerBroadcast,
+      // One object's sockets: the broadcaster's tabs, bounded like a relay's.
+      () => this.#context.config.limits.statsSocketsPerRelay,
+      () => this.#registry.relays().map((r) => r.index),
     );
     this.#replication = new Replication(this.#context);
     this.#pool = new StagePool(this.#context, this.#replication);
@@ -128,6 +130,23 @@ export class Broadcast extends DurableObject<Env> {
     this.#channels.statsChanged();
     if (this.#views.status() === "live" && this.#pool.scalingNeeded(now)) await this.#context.arm(now);
     return { live: this.#views.publisherLive(), totalViewers: this.#views.totalViewers() };
+  }
+
+  // ── the stats relays (relay/stats-relay.ts) ──────────────────────────────
+
+  /** A relay's socket count: the relays pushed to, and how many the routing table spreads new sockets over. */
+  relayLoad(input: { index: number; sockets: number }): void {
+    this.#registry.relayLoad(input.index, input.sockets, Date.now());
+  }
+
+  /** A ticket presented on a relay's socket: single use, like one presented here. */
+  redeemTicket(ticket: string): Promise<boolean> {
+    return this.#tickets.redeem(ticket);
+  }
+
+  /** Stats updates since this instance started, and pushes to relays and shards this second (bounded whatever their number). */
+  pushes(): { updates: number; thisSecond: number } {
+    return this.#channels.pushes();
   }
 
   // ── the publisher ────────────────────────────────────────────────────────

@@ -1,35 +1,38 @@
-import { isServing, publicStats, type Stats } from "../../protocol/api.ts";
-import {
-  BroadcasterClientMessage,
-  CLOSE,
-  StatsClientMessage,
-  type BroadcasterServerMessage,
-  type StatsServerMessage,
-} from "../../protocol/messages.ts";
+import { isServing, type Stats } from "../../protocol/api.ts";
+import { BroadcasterClientMessage, CLOSE, type BroadcasterServerMessage } from "../../protocol/messages.ts";
 import { completeClose, sendJson } from "../sockets.ts";
 import type { Result } from "./contract.ts";
 
 /**
- * The Broadcast object's sockets (Hibernation API): the stats channel
- * (`GET /ws`) and the broadcaster channel (`GET /ws?type=broadcaster`).
- * Pushes are coalesced: at most one stats update every STATS_PUSH_MS, to the
- * stats sockets and, when the audience or the live state changed, to every
- * serving stage's shard (its viewers see the count and live state on their
- * own socket).
+ * The Broadcast object's sockets (Hibernation API): the broadcaster channel
+ * (`GET /ws?type=broadcaster`), and the pushes that keep everyone else's view
+ * current. The stats sockets (`GET /ws`) are on relays (relay/stats-relay.ts):
+ * the object pushes one update per relay, not one per subscriber.
+ *
+ * Pushes are coalesced: at most one stats update every STATS_PUSH_MS, to every
+ * relay and, when the audience or the live state changed, to every serving
+ * stage's shard (its viewers see the count and live state on their own socket).
+ * With many relays and stages the updates are spaced further, so that the
+ * object sends at most MAX_PUSHES_PER_SECOND whatever their number (a million
+ * viewers are a hundred stages and a few hundred relays: at four updates a
+ * second that would be more than the object should send).
  *
  * Who may do what (docs/design.md, "Trust"): the Worker says what the upgrade
- * proved (`x-fanout-access`: the admin key, the viewer key or an open
- * deployment, or nothing). A socket without the admin key becomes the
- * operator's by redeeming a ticket in its first message, never in its URL.
- * The public sees only what a viewer page shows (PublicStats). Every socket
- * is bounded: sockets per object, message size and rate; one that floods is
- * closed with a close code that says so (CLOSE in protocol/messages.ts).
+ * proved (`x-fanout-access`: the admin key, or nothing). A socket without the
+ * admin key becomes the operator's by redeeming a ticket in its first message,
+ * never in its URL. Every socket is bounded: sockets per object, message size
+ * and rate; one that floods is closed with a close code that says so (CLOSE in
+ * protocol/messages.ts).
  */
 
-type Role = "stats" | "broadcaster";
 /** `admin`: the operator's view; `viewer`: the public's; `none`: nothing until a ticket is redeemed. */
 export type Access = "admin" | "viewer" | "none";
-type Attachment = { role: Role; access: Access; subscribed: boolean; windowStart: number; messages: number };
+type Attachment = { access: Access; windowStart: number; messages: number };
+
+/** Where the pushes go: the relays holding stats sockets (by index), and whether a push is due to the shards. */
+export interface PushTargets {
+  relays(): number[];
+}
 
 /** What the channels ask of the broadcast. */
 export interface BroadcasterActions {
@@ -38,11 +41,13 @@ export interface BroadcasterActions {
   redeemTicket(ticket: string): Promise<boolean>;
 }
 
-const STATS_PUSH_MS = 250;
+export const STATS_PUSH_MS = 250;
+/** Updates (RPCs) the object sends to relays and shards a second at most. */
+export const MAX_PUSHES_PER_SECOND = 100;
 export const MAX_MESSAGE_BYTES = 4096;
 /** Messages a socket may send per window; a studio sends a handful a minute. */
 export const MAX_MESSAGES = 30;
-const MESSAGE_WINDOW_MS = 10_000;
+export const MESSAGE_WINDOW_MS = 10_000;
 /** A broadcaster socket opened without the admin key has this long to redeem its ticket. */
 const AUTH_TIMEOUT_MS = 10_000;
 
@@ -51,36 +56,40 @@ export class Channels {
   readonly #env: Env;
   readonly #stats: () => Stats;
   readonly #maxSockets: () => number;
+  readonly #relays: () => number[];
   #timer: ReturnType<typeof setTimeout> | undefined;
   #lastAudience = "";
-  #latest: { at: number; stats: Stats } | undefined;
+  #pushedAt = 0;
+  /** Serving stages at the last push: their shards are pushed to when the audience changes. */
+  #shards = 0;
+  /** Updates computed, and pushes sent in the current second: what the tests check the bounds on. */
+  #updates = 0;
+  #sent = { second: 0, pushes: 0 };
+  /** Pushes waiting for room in the budget, by target: the latest for each. */
+  readonly #queue = new Map<string, () => Promise<unknown>>();
+  #dispatching: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(ctx: DurableObjectState, env: Env, stats: () => Stats, maxSockets: () => number) {
+  constructor(ctx: DurableObjectState, env: Env, stats: () => Stats, maxSockets: () => number, relays: () => number[]) {
     this.#ctx = ctx;
     this.#env = env;
     this.#stats = stats;
     this.#maxSockets = maxSockets;
+    this.#relays = relays;
   }
 
-  /** Accepts a socket the Worker let through; its `x-fanout-channel` and `x-fanout-access` headers say which and with what rights. */
+  /** Accepts a broadcaster socket the Worker let through; its `x-fanout-access` header says with what rights. */
   accept(request: Request): Response {
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket")
       return new Response("expected a WebSocket", { status: 426 });
+    if (request.headers.get("x-fanout-channel") !== "broadcaster")
+      return new Response("stats sockets are served by the relays", { status: 404 });
     if (this.#ctx.getWebSockets().length >= this.#maxSockets())
       return new Response("too many connections to this broadcast", { status: 503 });
-    const role: Role = request.headers.get("x-fanout-channel") === "broadcaster" ? "broadcaster" : "stats";
-    const given = request.headers.get("x-fanout-access");
-    const access: Access = given === "admin" || given === "viewer" ? given : "none";
+    const access: Access = request.headers.get("x-fanout-access") === "admin" ? "admin" : "none";
     const { 0: client, 1: server } = new WebSocketPair();
-    this.#ctx.acceptWebSocket(server, [role]);
-    server.serializeAttachment({
-      role,
-      access,
-      subscribed: false,
-      windowStart: Date.now(),
-      messages: 0,
-    } satisfies Attachment);
-    if (role === "broadcaster" && access !== "admin")
+    this.#ctx.acceptWebSocket(server, ["broadcaster"]);
+    server.serializeAttachment({ access, windowStart: Date.now(), messages: 0 } satisfies Attachment);
+    if (access !== "admin")
       setTimeout(() => {
         if (attachment(server).access !== "admin") server.close(CLOSE.TIMEOUT, "no ticket");
       }, AUTH_TIMEOUT_MS);
@@ -107,7 +116,6 @@ export class Channels {
       if (!(error instanceof SyntaxError)) throw error;
       return this.#error(ws, "Messages must be JSON.");
     }
-    if (counted.role === "stats") return this.#onStats(ws, counted, data, actions);
     const parsed = BroadcasterClientMessage.safeParse(data);
     if (counted.access !== "admin") {
       if (!parsed.success || parsed.data.type !== "auth")
@@ -145,66 +153,79 @@ export class Channels {
       if (attachment(ws).access === "admin") sendJson(ws, message);
   }
 
-  /** Something the stats show changed: push, coalesced. */
+  /** Something the stats show changed: push, coalesced, within the push budget. */
   statsChanged(): void {
     if (this.#timer) return;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#push();
-    }, STATS_PUSH_MS);
+    const targets = this.#relays().length + this.#shards;
+    // Beyond the budget an update goes out over several seconds (#dispatch); the next is spaced as far.
+    const interval = Math.max(STATS_PUSH_MS, 1000 * Math.ceil(targets / MAX_PUSHES_PER_SECOND));
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = undefined;
+        this.#push();
+      },
+      Math.max(STATS_PUSH_MS, this.#pushedAt + interval - Date.now()),
+    );
   }
 
-  /** The stats, computed at most once per push interval however many sockets subscribe. */
-  #current(now = Date.now()): Stats {
-    if (!this.#latest || now - this.#latest.at >= STATS_PUSH_MS) this.#latest = { at: now, stats: this.#stats() };
-    return this.#latest.stats;
+  /** Updates computed since the object started, and pushes (RPCs to relays and shards) sent this second. */
+  pushes(): { updates: number; thisSecond: number } {
+    const thisSecond = Math.floor(Date.now() / 1000) === this.#sent.second ? this.#sent.pushes : 0;
+    return { updates: this.#updates, thisSecond };
   }
 
   #push(): void {
-    const stats = (this.#latest = { at: Date.now(), stats: this.#stats() }).stats;
-    const open = publicStats(stats);
-    for (const ws of this.#ctx.getWebSockets("stats")) {
-      const { subscribed, access } = attachment(ws);
-      if (subscribed)
-        sendJson(ws, { type: "stats_update", data: access === "admin" ? stats : open } satisfies StatsServerMessage);
+    this.#updates++;
+    this.#pushedAt = Date.now();
+    const stats = this.#stats();
+    const serving = stats.stages.filter(isServing);
+    this.#shards = serving.length;
+    for (const index of this.#relays()) {
+      const name = relayName(stats.broadcastId, index);
+      this.#queue.set(`relay:${name}`, () => this.#env.STATS_RELAY.getByName(name).push(stats));
     }
     const audience = JSON.stringify([stats.totalViewers, stats.isPublisherLive]);
-    if (audience === this.#lastAudience) return;
-    this.#lastAudience = audience;
-    for (const stage of stats.stages.filter(isServing)) {
-      this.#ctx.waitUntil(
-        this.#env.STAGE_SHARD.getByName(stage.stageArn).setAudience({
-          total: stats.totalViewers,
-          live: stats.isPublisherLive,
-        }),
-      );
+    if (audience !== this.#lastAudience) {
+      this.#lastAudience = audience;
+      const update = { total: stats.totalViewers, live: stats.isPublisherLive };
+      for (const stage of serving)
+        this.#queue.set(`shard:${stage.stageArn}`, () =>
+          this.#env.STAGE_SHARD.getByName(stage.stageArn).setAudience(update),
+        );
     }
+    this.#dispatch();
   }
 
-  async #onStats(ws: WebSocket, state: Attachment, data: unknown, actions: BroadcasterActions): Promise<void> {
-    const parsed = StatsClientMessage.safeParse(data);
-    if (!parsed.success) return this.#error(ws, 'Send {"action":"subscribe","channel":"stats"}.');
-    let access = state.access;
-    if (parsed.data.ticket !== undefined) {
-      if (!(await actions.redeemTicket(parsed.data.ticket)))
-        return ws.close(CLOSE.UNAUTHORIZED, "ticket unknown, expired or already used");
-      access = "admin";
+  /**
+   * Sends what is queued, at most MAX_PUSHES_PER_SECOND in any second; the rest at the next
+   * second. A target still queued when a newer update comes gets only the newer one.
+   */
+  #dispatch(): void {
+    const now = Date.now();
+    const second = Math.floor(now / 1000);
+    if (second !== this.#sent.second) this.#sent = { second, pushes: 0 };
+    for (const [target, push] of this.#queue) {
+      if (this.#sent.pushes >= MAX_PUSHES_PER_SECOND) break;
+      this.#queue.delete(target);
+      this.#sent.pushes++;
+      this.#ctx.waitUntil(push().catch((error: unknown) => console.error(`push failed: ${(error as Error).message}`)));
     }
-    if (access === "none") return ws.close(CLOSE.UNAUTHORIZED, "this deployment needs a key or a ticket");
-    const subscribed = parsed.data.action === "subscribe";
-    ws.serializeAttachment({ ...attachment(ws), access, subscribed } satisfies Attachment);
-    sendJson(ws, { type: subscribed ? "subscribed" : "unsubscribed", channel: "stats" } satisfies StatsServerMessage);
-    if (!subscribed) return;
-    const stats = this.#current();
-    sendJson(ws, {
-      type: "stats_update",
-      data: access === "admin" ? stats : publicStats(stats),
-    } satisfies StatsServerMessage);
+    if (this.#queue.size > 0 && !this.#dispatching)
+      this.#dispatching = setTimeout(
+        () => {
+          this.#dispatching = undefined;
+          this.#dispatch();
+        },
+        1000 - (now % 1000) + 1,
+      );
   }
 
   #error(ws: WebSocket, message: string): void {
-    sendJson(ws, { type: "error", data: { message } } satisfies StatsServerMessage | BroadcasterServerMessage);
+    sendJson(ws, { type: "error", data: { message } } satisfies BroadcasterServerMessage);
   }
 }
 
 const attachment = (ws: WebSocket) => ws.deserializeAttachment() as Attachment;
+
+/** A relay's object name: the broadcast's id and the relay's number. */
+export const relayName = (broadcastId: string, index: number) => `${broadcastId}/${index}`;

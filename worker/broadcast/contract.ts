@@ -16,6 +16,8 @@ export interface RoutingStage {
   role: Stage["role"];
   viewers: number;
   capacity: number;
+  /** Admissions a second its shard reported lately (0 when it has not reported for a while). */
+  joinRate: number;
   endpoints: { events: string; whip: string };
 }
 
@@ -26,6 +28,8 @@ export interface RoutingTable {
   canGrow: boolean;
   /** Stages being created right now. */
   creating: number;
+  /** How many stats relays new `/ws` sockets spread over (relay/stats-relay.ts). */
+  statsRelays: number;
   /** While IVS refuses new stages (quota, throttling): when to come back, for a full broadcast's 503. */
   growBlockedForSeconds?: number;
 }

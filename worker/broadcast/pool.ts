@@ -27,7 +27,7 @@ import { announce } from "./stage-tokens.ts";
  */
 
 /** A shard's join rate not refreshed this recently is over. */
-const RATE_FRESH_MS = 5_000;
+export const RATE_FRESH_MS = 5_000;
 /** Deletion retries: 1 s, 2 s, 4 s ... then every minute, until IVS confirms. */
 const DELETE_RETRY = { baseMs: 1_000, capMs: 60_000, jitter: "none" } as const;
 /** After this many tries a failing StopParticipantReplication is skipped: DeleteStage ends the replica anyway. */

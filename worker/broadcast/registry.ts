@@ -103,6 +103,8 @@ export const MIGRATIONS = [
   `CREATE TABLE past_stages (arn TEXT PRIMARY KEY, removed_at INTEGER NOT NULL);
    ALTER TABLE publisher ADD COLUMN event_at INTEGER NOT NULL DEFAULT 0;
    CREATE TABLE ivs_events (id TEXT PRIMARY KEY, at INTEGER NOT NULL);`,
+  // 8: the relays holding this broadcast's stats sockets, and how many each holds (stats-relay.ts).
+  `CREATE TABLE stats_relays (idx INTEGER PRIMARY KEY, sockets INTEGER NOT NULL, reported_at INTEGER NOT NULL);`,
 ];
 
 /** How long a deleted stage is remembered, and an applied IVS event's id kept (EventBridge retries for hours). */
@@ -285,6 +287,27 @@ export class Registry {
   /** Whether `arn` was one of this broadcast's stages lately (and is no more). */
   hadStage(arn: string): boolean {
     return this.#sql.exec("SELECT 1 FROM past_stages WHERE arn = ?", arn).toArray().length > 0;
+  }
+
+  // ── the stats relays ──────────────────────────────────────────────────────
+
+  /** A relay's socket count (stats-relay.ts); a relay with none is forgotten: nothing is pushed to it any more. */
+  relayLoad(index: number, sockets: number, now: number): void {
+    if (sockets === 0) this.#sql.exec("DELETE FROM stats_relays WHERE idx = ?", index);
+    else
+      this.#sql.exec(
+        "INSERT OR REPLACE INTO stats_relays (idx, sockets, reported_at) VALUES (?, ?, ?)",
+        index,
+        sockets,
+        now,
+      );
+  }
+
+  relays(): { index: number; sockets: number }[] {
+    return this.#sql
+      .exec<{ idx: number; sockets: number }>("SELECT idx, sockets FROM stats_relays ORDER BY idx")
+      .toArray()
+      .map((r) => ({ index: r.idx, sockets: r.sockets }));
   }
 
   // ── the publisher ─────────────────────────────────────────────────────────

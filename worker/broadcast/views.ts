@@ -3,6 +3,7 @@ import { stageIdOf } from "../../protocol/ids.ts";
 import type { BroadcastContext } from "./context.ts";
 import { notFound, type BroadcastStatus, type PublisherInfo, type RoutingTable } from "./contract.ts";
 import { iso, isActive, isPlaceholder, type StageRow } from "./registry.ts";
+import { RATE_FRESH_MS } from "./pool.ts";
 import { usageView, warnings } from "./usage.ts";
 
 /**
@@ -33,6 +34,7 @@ export class Views {
     const { registry, config } = this.#c;
     const status = this.status();
     const active = registry.stages().filter(isActive);
+    const now = Date.now();
     return {
       status,
       stages: active
@@ -43,11 +45,23 @@ export class Views {
           role: s.role,
           viewers: s.viewers,
           capacity: config.scaling.capacity,
+          joinRate: now - s.load_reported_at <= RATE_FRESH_MS ? s.join_rate : 0,
           endpoints: { events: s.events_url, whip: s.whip_url },
         })),
       canGrow: status === "live" && active.length < config.scaling.maxStages,
+      statsRelays: this.statsRelays(),
       creating: active.filter((s) => s.state === "creating").length,
     };
+  }
+
+  /**
+   * How many relays new stats sockets spread over: enough that they are half full on average, so
+   * a crowd opening sockets between two reads of this table still finds room.
+   */
+  statsRelays(): number {
+    const { statsSocketsPerRelay, maxRelays } = this.#c.config.limits;
+    const sockets = this.#c.registry.relays().reduce((sum, r) => sum + r.sockets, 0);
+    return Math.min(maxRelays, Math.max(1, Math.ceil((2 * sockets) / statsSocketsPerRelay)));
   }
 
   stages(): Stage[] {

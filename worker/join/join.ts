@@ -63,7 +63,8 @@ export async function joinAsViewer(
       }
       candidates = candidates.filter((s) => s.arn === input.stageArn);
     }
-    for (let stage = chooseStage(candidates); stage; stage = chooseStage(candidates)) {
+    const rate = config.scaling.admissionRate;
+    for (let stage = chooseStage(candidates, rate); stage; stage = chooseStage(candidates, rate)) {
       const token = await mint(issuer, stage, config, input.userId);
       const admission = await env.STAGE_SHARD.getByName(stage.arn).admit({
         participantId: token.participantId,
