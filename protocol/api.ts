@@ -174,6 +174,7 @@ export const EventTypeSchema = z.enum([
   "replication_started",
   "replication_stopped",
   "replication_failed",
+  "crowd_announced",
 ]);
 export type EventType = z.infer<typeof EventTypeSchema>;
 /** Event details: flat and JSON-safe, so they cross RPC and the API as they are. */

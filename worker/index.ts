@@ -12,7 +12,7 @@ import { checkRate } from "./http/rate-limit.ts";
 import { apiRoutes, openApiDocument } from "./http/api.ts";
 import { deployment, health } from "./http/deployment.ts";
 import { ivsEvents } from "./http/ivs-events.ts";
-import { cachedRoutingTable } from "./join/routing-cache.ts";
+import { cachedRoutingTable } from "./join/cached-table.ts";
 import { relayName } from "./broadcast/channels.ts";
 
 export { AccountBudget } from "./account/budget.ts";

@@ -1,7 +1,8 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { relayName } from "../../worker/broadcast/channels.ts";
-import { cacheApiTables, RoutingCache } from "../../worker/join/routing-cache.ts";
+import { cacheApiTables } from "../../worker/join/cached-table.ts";
+import { RoutingCache } from "../../worker/join/routing-cache.ts";
 import type { RoutingTable } from "../../worker/broadcast/contract.ts";
 import { accept, api, call, joinAs, live, newBroadcastId, socket, tick, waitFor, type Socket } from "./support.ts";
 

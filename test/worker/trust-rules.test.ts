@@ -3,7 +3,7 @@ import { embedCode, shareLink, viewerKeyOf } from "../../app/src/lib/share.ts";
 import { isUserId, PARTICIPANT_ID_PATTERN } from "../../protocol/ids.ts";
 import { broadcastExists, cachedAnswers } from "../../worker/http/existence.ts";
 import { clientKey } from "../../worker/http/rate-limit.ts";
-import { cachedRoutingTable, cachedTables } from "../../worker/join/routing-cache.ts";
+import { cachedRoutingTable, cachedTables } from "../../worker/join/cached-table.ts";
 
 describe("rate-limit buckets", () => {
   it("an IPv4 client is its address", () => {

@@ -22,6 +22,7 @@ import { reconcile, type ReconcileInput, type ReconcileOutcome } from "./reconci
 import { Registry, type Encoder } from "./registry.ts";
 import { Replication } from "./replication.ts";
 import { Tickets } from "./tickets.ts";
+import { TICK_MS } from "./timing.ts";
 import { accrue } from "./usage.ts";
 import { Views } from "./views.ts";
 
@@ -39,8 +40,6 @@ import { Views } from "./views.ts";
  * maps a failure to its response in one place.
  */
 
-/** The alarm's period while live. */
-const TICK_MS = 5_000;
 /**
  * Set at the start of every tick, before any IVS call: if the tick fails or the object is
  * restarted in the middle of it, the alarm still comes back (workerd gives up on a failing
@@ -80,7 +79,7 @@ export class Broadcast extends DurableObject<Env> {
       () => this.#views.stats(),
       // One object's sockets: the broadcaster's tabs, bounded like a relay's.
       () => this.#context.config.limits.statsSocketsPerRelay,
-      () => this.#registry.relays().map((r) => r.index),
+      () => this.#relaysToPush(),
     );
     this.#replication = new Replication(this.#context);
     this.#pool = new StagePool(this.#context, this.#replication);
@@ -132,11 +131,44 @@ export class Broadcast extends DurableObject<Env> {
     return { live: this.#views.publisherLive(), totalViewers: this.#views.totalViewers() };
   }
 
+  /**
+   * A crowd the operator expects (POST /crowd): its arrival rate counts as the join rate from now
+   * until it is due to be in, so the pool is ready before it comes. The policy runs at once.
+   */
+  announceCrowd(input: { viewers: number; withinSeconds: number; startsInSeconds: number }): Promise<{
+    viewers: number;
+    joinRate: number;
+    until: string;
+    stagesWanted: number;
+  }> {
+    return this.#serial(async () => {
+      const now = Date.now();
+      const until = now + (input.startsInSeconds + input.withinSeconds) * 1000;
+      const joinRate = input.viewers / input.withinSeconds;
+      this.#registry.setState({ crowd_rate: joinRate, crowd_viewers: input.viewers, crowd_until: until });
+      this.#registry.event("crowd_announced", { viewers: input.viewers, joinRate, until: new Date(until).toISOString() });
+      await this.#pool.apply(now);
+      await this.#rearm(Date.now());
+      return {
+        viewers: input.viewers,
+        joinRate,
+        until: new Date(until).toISOString(),
+        stagesWanted: this.#registry.stages().filter((s) => s.state === "creating" || s.state === "ready").length,
+      };
+    });
+  }
+
   // ── the stats relays (relay/stats-relay.ts) ──────────────────────────────
 
   /** A relay's socket count: the relays pushed to, and how many the routing table spreads new sockets over. */
   relayLoad(input: { index: number; sockets: number }): void {
     this.#registry.relayLoad(input.index, input.sockets, Date.now());
+  }
+
+  /** The relays new sockets are spread over (they may hold sockets not reported yet), and every relay that reported some. */
+  #relaysToPush(): number[] {
+    const spread = Array.from({ length: this.#views.statsRelays() }, (_, i) => i);
+    return [...new Set([...spread, ...this.#registry.relays().map((r) => r.index)])];
   }
 
   /** A ticket presented on a relay's socket: single use, like one presented here. */

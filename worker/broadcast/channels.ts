@@ -1,6 +1,7 @@
 import { isServing, type Stats } from "../../protocol/api.ts";
 import { BroadcasterClientMessage, CLOSE, type BroadcasterServerMessage } from "../../protocol/messages.ts";
 import { completeClose, sendJson } from "../sockets.ts";
+import { MAX_PUSHES_PER_SECOND, STATS_PUSH_MS } from "./timing.ts";
 import type { Result } from "./contract.ts";
 
 /**
@@ -41,9 +42,6 @@ export interface BroadcasterActions {
   redeemTicket(ticket: string): Promise<boolean>;
 }
 
-export const STATS_PUSH_MS = 250;
-/** Updates (RPCs) the object sends to relays and shards a second at most. */
-export const MAX_PUSHES_PER_SECOND = 100;
 export const MAX_MESSAGE_BYTES = 4096;
 /** Messages a socket may send per window; a studio sends a handful a minute. */
 export const MAX_MESSAGES = 30;

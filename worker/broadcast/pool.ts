@@ -9,6 +9,7 @@ import { BroadcastFailure, conflict, ivsFailure, notFound } from "./contract.ts"
 import { iso, isActive, isPlaceholder, type StageRow } from "./registry.ts";
 import type { Replication } from "./replication.ts";
 import { announce } from "./stage-tokens.ts";
+import { RATE_FRESH_MS } from "./timing.ts";
 
 /**
  * The broadcast's stages at IVS: the origin, edge stages created and deleted
@@ -26,8 +27,6 @@ import { announce } from "./stage-tokens.ts";
  * every report and join.
  */
 
-/** A shard's join rate not refreshed this recently is over. */
-export const RATE_FRESH_MS = 5_000;
 /** Deletion retries: 1 s, 2 s, 4 s ... then every minute, until IVS confirms. */
 const DELETE_RETRY = { baseMs: 1_000, capMs: 60_000, jitter: "none" } as const;
 /** After this many tries a failing StopParticipantReplication is skipped: DeleteStage ends the replica anyway. */
@@ -87,9 +86,16 @@ export class StagePool {
     return until > now ? until : undefined;
   }
 
+  /** The announced crowd (POST /crowd) while it is due to be in. */
+  announced(now: number): { joinRate: number; viewers: number } | undefined {
+    const { crowd_rate, crowd_viewers, crowd_until } = this.#c.registry.state();
+    return now < crowd_until ? { joinRate: crowd_rate, viewers: crowd_viewers } : undefined;
+  }
+
   /** Whether the policy would change anything now (a load report asks before it wakes the alarm). */
   scalingNeeded(now: number): boolean {
-    const d = decideScaling({ now, live: true, stages: this.loads(now) }, this.#c.config.scaling);
+    const input = { now, live: true, stages: this.loads(now), announced: this.announced(now) };
+    const d = decideScaling(input, this.#c.config.scaling);
     // While IVS refuses new stages a wanted one is no reason to wake: the block's end is.
     const create = d.create > 0 && this.creationBlocked(now) === undefined;
     return create || d.revive.length > 0 || d.drain.length > 0 || d.delete.length > 0;
@@ -100,7 +106,10 @@ export class StagePool {
     const { registry, config, channels } = this.#c;
     const status = registry.state().status;
     if (status === "idle") return [];
-    const decision = decideScaling({ now, live: status === "live", stages: this.loads(now) }, config.scaling);
+    const decision = decideScaling(
+      { now, live: status === "live", stages: this.loads(now), announced: this.announced(now) },
+      config.scaling,
+    );
     for (const arn of decision.revive) await this.revive(registry.stage(arn)!);
     for (const arn of decision.drain) await this.drain(registry.stage(arn)!, now);
     // After a refusal, no CreateStage until the backoff is over: not at every report, not at every waiting join.

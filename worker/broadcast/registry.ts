@@ -105,6 +105,10 @@ export const MIGRATIONS = [
    CREATE TABLE ivs_events (id TEXT PRIMARY KEY, at INTEGER NOT NULL);`,
   // 8: the relays holding this broadcast's stats sockets, and how many each holds (stats-relay.ts).
   `CREATE TABLE stats_relays (idx INTEGER PRIMARY KEY, sockets INTEGER NOT NULL, reported_at INTEGER NOT NULL);`,
+  // 9: a crowd the operator announced (POST /crowd): its arrival rate counts until it is due to be in.
+  `ALTER TABLE broadcast ADD COLUMN crowd_rate REAL NOT NULL DEFAULT 0;
+   ALTER TABLE broadcast ADD COLUMN crowd_viewers INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE broadcast ADD COLUMN crowd_until INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 /** How long a deleted stage is remembered, and an applied IVS event's id kept (EventBridge retries for hours). */
@@ -129,6 +133,10 @@ export type BroadcastState = {
   replica_ms: number;
   accrued_at: number;
   peak_stages: number;
+  /** An announced crowd (POST /crowd): viewers a second expected until `crowd_until` (ms), and how many. */
+  crowd_rate: number;
+  crowd_viewers: number;
+  crowd_until: number;
 };
 
 export type Replication = "none" | "pending" | "active" | "failed";

@@ -3,7 +3,7 @@ import { stageIdOf } from "../../protocol/ids.ts";
 import type { BroadcastContext } from "./context.ts";
 import { notFound, type BroadcastStatus, type PublisherInfo, type RoutingTable } from "./contract.ts";
 import { iso, isActive, isPlaceholder, type StageRow } from "./registry.ts";
-import { RATE_FRESH_MS } from "./pool.ts";
+import { RATE_FRESH_MS, relaysFor } from "./timing.ts";
 import { usageView, warnings } from "./usage.ts";
 
 /**
@@ -54,14 +54,13 @@ export class Views {
     };
   }
 
-  /**
-   * How many relays new stats sockets spread over: enough that they are half full on average, so
-   * a crowd opening sockets between two reads of this table still finds room.
-   */
+  /** How many relays new stats sockets spread over (relaysFor). */
   statsRelays(): number {
     const { statsSocketsPerRelay, maxRelays } = this.#c.config.limits;
     const sockets = this.#c.registry.relays().reduce((sum, r) => sum + r.sockets, 0);
-    return Math.min(maxRelays, Math.max(1, Math.ceil((2 * sockets) / statsSocketsPerRelay)));
+    const { crowd_viewers, crowd_until } = this.#c.registry.state();
+    const viewers = Math.max(this.totalViewers(), Date.now() < crowd_until ? crowd_viewers : 0);
+    return relaysFor(sockets, viewers, statsSocketsPerRelay, maxRelays);
   }
 
   stages(): Stage[] {

@@ -86,6 +86,22 @@ export const ParticipantProof = z
   .object({ userId: UserId, stageArn: StageArn, participantId: ParticipantId, token: ParticipantToken })
   .openapi("ParticipantProof");
 export const StageUpdateRequest = z.object({ state: z.enum(["ready", "draining"]) }).openapi("StageUpdateRequest");
+/** A crowd the operator expects: the pool gets ready for its arrival rate from now on. */
+export const CrowdRequest = z
+  .object({
+    viewers: z.number().int().min(1).max(10_000_000).openapi({ example: 1_000_000 }),
+    withinSeconds: z.number().int().min(1).max(3_600).openapi({ example: 60 }),
+    startsInSeconds: z.number().int().min(0).max(3_600).default(0).openapi({ example: 300 }),
+  })
+  .openapi("CrowdRequest");
+export const CrowdView = z
+  .object({
+    viewers: z.number().int(),
+    joinRate: z.number(),
+    until: z.iso.datetime(),
+    stagesWanted: z.number().int(),
+  })
+  .openapi("Crowd");
 export const PublishStateRequest = z
   .object({ stageArn: StageArn, state: PublishStateSchema })
   .openapi("PublishStateRequest");

@@ -3,7 +3,7 @@ import { FeedSchema } from "../../protocol/api.ts";
 import { ApiError, unwrap } from "../errors.ts";
 import { requireAdmin } from "./auth.ts";
 import { adminSecurity, failures, jsonBody, ok, router } from "./router.ts";
-import { StageParam, StageTokenRequest, StageUpdateRequest, StageView } from "./schemas.ts";
+import { CrowdRequest, CrowdView, StageParam, StageTokenRequest, StageUpdateRequest, StageView } from "./schemas.ts";
 import { PublisherInfo } from "./stats.ts";
 import { stageFromParam } from "./viewer.ts";
 
@@ -59,6 +59,27 @@ stages.openapi(
   async (c) =>
     c.json(
       { success: true as const, data: unwrap(await c.env.BROADCAST.getByName(c.var.broadcastId).createStage()) },
+      200,
+    ),
+);
+
+stages.openapi(
+  createRoute({
+    ...admin,
+    method: "post",
+    path: "/crowd",
+    summary: "Announces a crowd: the pool is made ready for its arrival rate from now until it is due to be in",
+    description:
+      "A crowd that arrives at full speed (a million viewers in a minute is 16,000 joins a second from the first second) would meet one stage while the others are created, four a second at most. Announced, it finds stages enough that no stage's shard admits more than ADMISSIONS_PER_STAGE_PER_SECOND. The stages it did not need are drained once it is due to be in. Announcing again replaces the announcement; viewers 1 and withinSeconds 1 with startsInSeconds 0 withdraws it in a second.",
+    request: jsonBody(CrowdRequest),
+    responses: { ...ok(CrowdView, "the announcement"), ...failures(400, 401) },
+  }),
+  async (c) =>
+    c.json(
+      {
+        success: true as const,
+        data: await c.env.BROADCAST.getByName(c.var.broadcastId).announceCrowd(c.req.valid("json")),
+      },
       200,
     ),
 );

@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { ApiError } from "../errors.ts";
-import { cachedRoutingTable } from "../join/routing-cache.ts";
+import { cachedRoutingTable } from "../join/cached-table.ts";
 import { joinAsViewer, notThisParticipant } from "../join/join.ts";
 import { tokenDigest } from "../tokens/proof.ts";
 import { requireAdmin, requireViewerAccess } from "./auth.ts";

@@ -7,7 +7,8 @@ import { issueParticipantToken, tokenIssuerFor, type IssuedToken } from "../toke
 import { grantOf } from "../tokens/proof.ts";
 import type { AsParticipant } from "../shard/stage-shard.ts";
 import { chooseStage } from "./choose-stage.ts";
-import { cachedRoutingTable } from "./routing-cache.ts";
+import { cachedRoutingTable } from "./cached-table.ts";
+import { CAPACITY_REQUEST_MS, WAIT_FOR_CAPACITY_MS, WAITING_REFRESH_MS } from "./waiting.ts";
 
 /**
  * A viewer joins (docs/design.md, "The join path"): the routing table from the per-isolate cache, a
@@ -24,12 +25,7 @@ export interface Joined {
   viewers: number;
 }
 
-const WAIT_FOR_CAPACITY_MS = 8_000;
 const RETRY_AFTER_SECONDS = 5;
-/** While joins wait for a stage, the table is re-read this often per isolate (not per join). */
-const WAITING_REFRESH_MS = 300;
-/** One request for capacity per broadcast per isolate this often, however many joins find the pool full. */
-const CAPACITY_REQUEST_MS = 500;
 /** Per broadcast, bounded like every per-isolate map (the least recently used goes first). */
 const capacityRequestedAt = new LRUCache<string, number>({ max: 1_000 });
 
@@ -92,7 +88,8 @@ export async function joinAsViewer(
       });
     }
     const now = Date.now();
-    if (now - (capacityRequestedAt.get(input.broadcastId) ?? 0) >= CAPACITY_REQUEST_MS) {
+    // A stage on its way is the broadcast already at it: every isolate asking again would only queue behind it.
+    if (table.creating === 0 && now - (capacityRequestedAt.get(input.broadcastId) ?? 0) >= CAPACITY_REQUEST_MS) {
       capacityRequestedAt.set(input.broadcastId, now);
       waitUntil(env.BROADCAST.getByName(input.broadcastId).requestCapacity());
     }

@@ -10,8 +10,10 @@ import type { RoutingTable } from "../broadcast/contract.ts";
  *
  * - per isolate, in memory, for `maxAgeMs`: concurrent joins share one lookup;
  * - per location, in the Cache API (one cache per data centre), for `maxAgeMs` from the
- *   moment it was read from the object: the first isolate whose copy expires reads the object
- *   and stores the table; the others of that location take it from there.
+ *   moment it was read from the object: the first isolate whose copy expires claims the
+ *   refresh, reads the object and stores the table; the others of that location keep the
+ *   previous table until it is there (a claim is visible at once; a read takes a round trip to
+ *   wherever the object lives, during which a location's isolates would otherwise all read).
  *
  * Each isolate's copy ages from when *it* looked (not from the object read), so the isolates
  * of a location do not all come back at the same instant; a table is then at most twice
@@ -20,22 +22,31 @@ import type { RoutingTable } from "../broadcast/contract.ts";
  * `*.workers.dev`, which Cloudflare does not cache for) every isolate reads the object
  * itself, as before. Admissions made in an isolate are counted into its copy, so that it
  * does not keep picking the stage it just filled.
+ *
+ * This module is the rule alone (the scale simulation runs it over its own locations);
+ * cached-table.ts puts it over the Cache API for the Worker.
  */
 
-const MAX_AGE_MS = 1000;
-/** Part of the key: bumped when RoutingTable's shape changes, so that a rollout never reads the other version's tables. */
-const TABLE_FORMAT = 2;
-const READ_AT = "x-fanout-read-at";
+export const MAX_AGE_MS = 1000;
+/** How soon to look again for a table another isolate of the location is reading. */
+export const COMING_RETRY_MS = 20;
+/** Looks before an isolate stops waiting for another's read and reads the table itself. */
+export const COMING_TRIES = 10;
 
 /** A store shared by the isolates of one location: the Cache API in a Worker, a map in the simulation. */
 export interface SharedTables {
   get(broadcastId: string): Promise<{ at: number; table: RoutingTable } | undefined>;
-  put(broadcastId: string, at: number, table: RoutingTable, maxAgeMs: number): Promise<void>;
+  put(broadcastId: string, at: number, table: RoutingTable): Promise<void>;
+  /**
+   * Whether this isolate may read the table afresh for the location: false while another has
+   * claimed it within `forMs` (best effort: two isolates claiming in the same instant both read).
+   */
+  claim(broadcastId: string, now: number, forMs: number): Promise<boolean>;
 }
 
 interface Entry {
   at: number;
-  table: Promise<RoutingTable>;
+  table: Promise<RoutingTable | undefined>;
 }
 
 export class RoutingCache {
@@ -51,21 +62,25 @@ export class RoutingCache {
    * `maxAgeMs` is shorter for joins waiting on a new stage (and 0 for one that found its copy
    * out of date); they still share one lookup per isolate, never one each: a crowd of waiters
    * must not become a crowd of reads on the object busy creating their stage.
+   *
+   * Undefined: the location has no table yet and another isolate there is reading it; look
+   * again in a moment (`COMING_RETRY_MS`) rather than read it too.
    */
   get(
     broadcastId: string,
     read: () => Promise<RoutingTable>,
     maxAgeMs = MAX_AGE_MS,
     now = Date.now(),
-  ): Promise<RoutingTable> {
+  ): Promise<RoutingTable | undefined> {
     const entry = this.#entries.get(broadcastId);
     if (entry && now - entry.at < maxAgeMs) return entry.table;
     const table = this.#lookUp(broadcastId, read, maxAgeMs, now);
     this.#entries.set(broadcastId, { at: now, table });
-    // A failed read is not kept.
-    table.catch(() => {
+    // A failed read is not kept, nor a table still to come.
+    const forget = () => {
       if (this.#entries.get(broadcastId)?.table === table) this.#entries.delete(broadcastId);
-    });
+    };
+    table.then((found) => found ?? forget(), forget);
     return table;
   }
 
@@ -74,15 +89,19 @@ export class RoutingCache {
     read: () => Promise<RoutingTable>,
     maxAgeMs: number,
     now: number,
-  ): Promise<RoutingTable> {
+  ): Promise<RoutingTable | undefined> {
     if (this.#shared && maxAgeMs > 0) {
       const shared = await this.#shared.get(broadcastId).catch(() => undefined);
       if (shared && now - shared.at < maxAgeMs) return shared.table;
+      // Out of date, or none: one isolate of the location reads it again; the others keep the
+      // last one meanwhile (for a read's round trip), or wait for it, instead of all reading in
+      // the same instant (at the start of a crowd, a location's isolates all look at once).
+      if (!(await this.#shared.claim(broadcastId, now, maxAgeMs).catch(() => true))) return shared?.table;
     }
     const table = await read();
     // Best effort: a location that cannot store it reads again next time, as an isolate alone would.
     // Dated from the lookup (a little before the read): never younger than it is.
-    await this.#shared?.put(broadcastId, now, table, MAX_AGE_MS).catch(() => undefined);
+    await this.#shared?.put(broadcastId, now, table).catch(() => undefined);
     return table;
   }
 
@@ -91,36 +110,3 @@ export class RoutingCache {
     return this.#entries.size;
   }
 }
-
-/** The location's tables in the Cache API (`caches` is absent in some runtimes: then none). */
-export function cacheApiTables(): SharedTables | undefined {
-  if (typeof caches === "undefined") return undefined;
-  const key = (id: string) => `https://routing.fanout.internal/v${TABLE_FORMAT}/${encodeURIComponent(id)}`;
-  // Opened at each use: a cache object is not carried from one request to the next.
-  const cache = () => caches.open("fanout:routing");
-  return {
-    async get(broadcastId) {
-      const response = await (await cache()).match(key(broadcastId));
-      if (!response) return undefined;
-      const at = Number(response.headers.get(READ_AT));
-      return Number.isFinite(at) ? { at, table: await response.json<RoutingTable>() } : undefined;
-    },
-    async put(broadcastId, at, table, maxAgeMs) {
-      const response = Response.json(table, {
-        // Whole seconds only: the entry outlives its freshness a little, and its read time decides.
-        headers: { "cache-control": `max-age=${Math.ceil((2 * maxAgeMs) / 1000)}`, [READ_AT]: String(at) },
-      });
-      await (await cache()).put(key(broadcastId), response);
-    },
-  };
-}
-
-/** This isolate's cache, over its location's. */
-const isolateCache = new RoutingCache(cacheApiTables());
-
-export function cachedRoutingTable(env: Env, broadcastId: string, maxAgeMs?: number): Promise<RoutingTable> {
-  return isolateCache.get(broadcastId, () => env.BROADCAST.getByName(broadcastId).routingTable(), maxAgeMs);
-}
-
-/** How many broadcasts this isolate holds a table for. */
-export const cachedTables = (): number => isolateCache.size;

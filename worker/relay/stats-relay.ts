@@ -2,7 +2,8 @@ import { DurableObject } from "cloudflare:workers";
 import { publicStats, type Stats } from "../../protocol/api.ts";
 import { CLOSE, StatsClientMessage, type StatsServerMessage } from "../../protocol/messages.ts";
 import type { Access } from "../broadcast/channels.ts";
-import { MAX_MESSAGE_BYTES, MAX_MESSAGES, MESSAGE_WINDOW_MS, STATS_PUSH_MS } from "../broadcast/channels.ts";
+import { MAX_MESSAGE_BYTES, MAX_MESSAGES, MESSAGE_WINDOW_MS } from "../broadcast/channels.ts";
+import { STATS_PUSH_MS } from "../broadcast/timing.ts";
 import { loadConfig, type Config } from "../config.ts";
 import { completeClose, sendJson } from "../sockets.ts";
 import { migrate } from "../storage/migrations.ts";
@@ -27,7 +28,13 @@ import { migrate } from "../storage/migrations.ts";
 
 type Attachment = { access: Access; subscribed: boolean; windowStart: number; messages: number };
 
-const REPORT_INTERVAL_MS = 1_000;
+/**
+ * A relay's count reaches the broadcast at most this often (the first at a random moment within it,
+ * so that the relays a crowd creates together do not all report in one second), its last socket's
+ * departure at once. The broadcast pushes to every relay new sockets may be on without waiting for
+ * these (channels.ts): the count only refines how many relays that is.
+ */
+const REPORT_INTERVAL_MS = 10_000;
 
 const MIGRATIONS = [
   `CREATE TABLE relay (id INTEGER PRIMARY KEY CHECK (id = 1), broadcast_id TEXT NOT NULL, idx INTEGER NOT NULL);`,
@@ -89,7 +96,7 @@ export class StatsRelay extends DurableObject<Env> {
       windowStart: Date.now(),
       messages: 0,
     } satisfies Attachment);
-    this.#changed(this.ctx.getWebSockets().length === 1);
+    this.#changed(false, this.ctx.getWebSockets().length === 1);
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -204,8 +211,9 @@ export class StatsRelay extends DurableObject<Env> {
 
   // ── the count, told to the broadcast ─────────────────────────────────────
 
-  #changed(urgent: boolean): void {
-    const at = urgent ? Date.now() : Date.now() + REPORT_INTERVAL_MS;
+  #changed(urgent: boolean, first = false): void {
+    const wait = first ? Math.random() * REPORT_INTERVAL_MS : REPORT_INTERVAL_MS;
+    const at = urgent ? Date.now() : Date.now() + wait;
     this.ctx.waitUntil(
       (async () => {
         // Never later than it is set already: a steady stream of sockets must not keep postponing the report.

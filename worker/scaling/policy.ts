@@ -27,6 +27,12 @@
  *   the crowd lasts; once it is in, the pool is brought back to needed plus one
  *   spare, one drained stage at a time (its viewers are themselves a small crowd
  *   for the others), warm-up or not: the arrivals those stages were bought for are over.
+ * - A crowd the operator announces (its size and how fast it comes) is
+ *   provisioned for from the announcement on, seats and arrival rate: a crowd
+ *   that starts at full speed (a million in a minute is 16,000 joins a second
+ *   from the first second) finds its stages ready, instead of one stage taking
+ *   it while the others are created a few a second. Empty stages cost little:
+ *   IVS bills participant-hours (one replica each until viewers come).
  */
 
 import type { StageState } from "../../protocol/api.ts";
@@ -64,6 +70,8 @@ export interface ScalingInput {
   /** False once the broadcast has ended: everything is deleted. */
   live: boolean;
   stages: readonly StageLoad[];
+  /** A crowd the operator announced (POST /crowd), until it is due to be in: viewers a second, and how many. */
+  announced?: { joinRate: number; viewers: number };
 }
 
 export interface ScalingDecision {
@@ -86,11 +94,15 @@ export function decideScaling(input: ScalingInput, settings: ScalingSettings): S
   const active = input.stages.filter((s) => s.state === "creating" || s.state === "ready");
   // Viewers of draining stages are about to move to the others: they count as demand.
   const audience = input.stages.reduce((sum, s) => sum + (s.state === "deleting" ? 0 : s.viewers), 0);
-  const arriving = input.stages.reduce((sum, s) => sum + (s.state === "deleting" ? 0 : (s.joinRate ?? 0)), 0);
-  const demand = audience + arriving * settings.leadSeconds;
+  const measured = input.stages.reduce((sum, s) => sum + (s.state === "deleting" ? 0 : (s.joinRate ?? 0)), 0);
+  const announced = input.announced ?? { joinRate: 0, viewers: 0 };
+  const arriving = Math.max(measured, announced.joinRate);
+  const demand = Math.max(audience + arriving * settings.leadSeconds, announced.viewers);
 
   const seatsAtScaleUp = settings.capacity * settings.scaleUpAt;
   const needed = Math.max(1, Math.ceil(audience / seatsAtScaleUp));
+  // What the audience will need: an announced crowd's seats are bought before it comes.
+  const expected = Math.max(needed, Math.ceil(announced.viewers / seatsAtScaleUp));
   let wanted = Math.max(needed, Math.ceil(demand / seatsAtScaleUp));
   // However the audience is spread, one ready stage must still have room below the threshold.
   const ready = active.filter((s) => s.state === "ready");
@@ -98,7 +110,7 @@ export function decideScaling(input: ScalingInput, settings: ScalingSettings): S
   if (ready.length > 0 && creating === 0 && ready.every((s) => s.viewers >= seatsAtScaleUp)) {
     wanted = Math.max(wanted, active.length + 1);
   }
-  wanted = Math.min(wanted, needed + 1);
+  wanted = Math.min(wanted, expected + 1);
   // Arrivals: the stages with seats left share the crowd; enough of them that each shard admits
   // under its rate. Stages at the threshold take few joins more and do not count as sharing.
   const atThreshold = active.filter((s) => s.viewers >= seatsAtScaleUp).length;
@@ -129,7 +141,7 @@ export function decideScaling(input: ScalingInput, settings: ScalingSettings): S
         .slice(0, surplus)
         .map((s) => s.arn);
     }
-    if (decision.drain.length === 0 && active.length > Math.max(needed + 1, forArrivals) && draining.length === 0) {
+    if (decision.drain.length === 0 && active.length > Math.max(expected + 1, forArrivals) && draining.length === 0) {
       // Past the bound once a crowd is in: the stages bought for it (still in their warm-up) go,
       // one at a time, so that their viewers' moves stay a trickle. Older stages keep the hysteresis.
       const young = drainable.find((s) => input.now - s.createdAt < settings.warmupMs);

@@ -6,6 +6,7 @@ import { completeClose } from "../sockets.ts";
 import { migrate } from "../storage/migrations.ts";
 import { StateRow } from "../storage/state-row.ts";
 import type { Grant } from "../tokens/proof.ts";
+import { reportAt, reportIsUrgent, seatFor } from "./admission.ts";
 import { Grants } from "./grants.ts";
 import { MIGRATIONS, type ShardRow, type ShardState } from "./schema.ts";
 import { HELLO_TIMEOUT_MS, ViewerSockets } from "./viewer-sockets.ts";
@@ -58,8 +59,6 @@ export interface HeartbeatReply {
   /** The first heartbeat this viewer sent since the stage began draining: the one answered with a token for `migrateTo`. */
   firstNotice?: boolean;
 }
-
-const REPORT_INTERVAL_MS = 1000;
 
 export class StageShard extends DurableObject<Env> {
   readonly #sql: SqlStorage;
@@ -114,9 +113,9 @@ export class StageShard extends DurableObject<Env> {
     const state = this.#state();
     const viewers = this.#count();
     if (!this.#row.get().stage_arn) return { admitted: false, reason: "unknown", viewers };
-    if (state !== "ready") return { admitted: false, reason: state, viewers };
     const capacity = this.#cfg.scaling.capacity;
-    if (viewers >= capacity) return { admitted: false, reason: "full", viewers };
+    const refusal = seatFor(state, viewers, capacity);
+    if (refusal) return { admitted: false, reason: refusal, viewers };
     const now = Date.now();
     this.#sql.exec(
       `INSERT INTO viewers (participant_id, user_id, joined_at, last_seen) VALUES (?, ?, ?, ?)
@@ -367,16 +366,12 @@ export class StageShard extends DurableObject<Env> {
   /** A report goes at once when the stage crosses a threshold the broadcast scales on; otherwise at most once a second. */
   #changed(before: number, after: number): void {
     const { capacity, scaleUpAt } = this.#cfg.scaling;
-    const mark = capacity * scaleUpAt;
-    const crossed = before < mark !== after < mark || after >= capacity || before >= capacity || after === 0;
-    this.#report(crossed);
+    this.#report(reportIsUrgent(before, after, capacity, scaleUpAt));
   }
 
   #report(urgent: boolean): void {
     this.#row.set({ dirty: 1 });
-    const last = this.#row.get().reported_at ?? 0;
-    const at = urgent ? Date.now() : Math.max(Date.now(), last + REPORT_INTERVAL_MS);
-    this.#armAt(at);
+    this.#armAt(reportAt(urgent, Date.now(), this.#row.get().reported_at ?? 0));
   }
 
   async #flush(): Promise<void> {

@@ -1602,7 +1602,7 @@ export interface paths {
                                 events: {
                                     at: string;
                                     /** @enum {string} */
-                                    type: "started" | "ended" | "idle_timeout" | "publisher_token" | "publish_state" | "publishing_seen_at_ivs" | "stage_created" | "stage_create_failed" | "stage_create_refused" | "stage_draining" | "stage_revived" | "stage_deleted" | "stage_delete_failed" | "stage_vanished" | "orphan_found" | "orphan_deleted" | "placeholder_resolved" | "history_expired" | "replication_started" | "replication_stopped" | "replication_failed";
+                                    type: "started" | "ended" | "idle_timeout" | "publisher_token" | "publish_state" | "publishing_seen_at_ivs" | "stage_created" | "stage_create_failed" | "stage_create_refused" | "stage_draining" | "stage_revived" | "stage_deleted" | "stage_delete_failed" | "stage_vanished" | "orphan_found" | "orphan_deleted" | "placeholder_resolved" | "history_expired" | "replication_started" | "replication_stopped" | "replication_failed" | "crowd_announced";
                                     detail: {
                                         [key: string]: string | number | boolean | null;
                                     };
@@ -1810,6 +1810,71 @@ export interface paths {
                 };
                 /** @description STAGE_FULL, or TOKEN_GENERATION_FAILED when IVS throttles or a quota is used up (with Retry-After) */
                 503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/crowd": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Announces a crowd: the pool is made ready for its arrival rate from now until it is due to be in
+         * @description A crowd that arrives at full speed (a million viewers in a minute is 16,000 joins a second from the first second) would meet one stage while the others are created, four a second at most. Announced, it finds stages enough that no stage's shard admits more than ADMISSIONS_PER_STAGE_PER_SECOND. The stages it did not need are drained once it is due to be in. Announcing again replaces the announcement; viewers 1 and withinSeconds 1 with startsInSeconds 0 withdraws it in a second.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["CrowdRequest"];
+                };
+            };
+            responses: {
+                /** @description the announcement */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {boolean} */
+                            success: true;
+                            data: components["schemas"]["Crowd"];
+                        };
+                    };
+                };
+                /** @description VALIDATION_ERROR */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description UNAUTHORIZED */
+                401: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2626,6 +2691,24 @@ export interface components {
             };
             createdAt: string;
             drainingSince: string | null;
+        };
+        Crowd: {
+            viewers: number;
+            joinRate: number;
+            /** Format: date-time */
+            until: string;
+            stagesWanted: number;
+        };
+        CrowdRequest: {
+            /** @example 1000000 */
+            viewers: number;
+            /** @example 60 */
+            withinSeconds: number;
+            /**
+             * @default 0
+             * @example 300
+             */
+            startsInSeconds: number;
         };
         StageUpdateRequest: {
             /** @enum {string} */

@@ -1,0 +1,648 @@
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+import type { RoutingTable } from "../worker/broadcast/contract.ts";
+import { MAX_PUSHES_PER_SECOND, RATE_FRESH_MS, relaysFor, STATS_PUSH_MS, TICK_MS } from "../worker/broadcast/timing.ts";
+import { loadConfig } from "../worker/config.ts";
+import { chooseStage } from "../worker/join/choose-stage.ts";
+import { CAPACITY_REQUEST_MS, WAIT_FOR_CAPACITY_MS, WAITING_REFRESH_MS } from "../worker/join/waiting.ts";
+import { COMING_RETRY_MS, COMING_TRIES, RoutingCache, type SharedTables } from "../worker/join/routing-cache.ts";
+import { decideScaling, type ScalingSettings, type StageLoad } from "../worker/scaling/policy.ts";
+import { reportAt, reportIsUrgent, seatFor } from "../worker/shard/admission.ts";
+import type { ShardState } from "../worker/shard/schema.ts";
+
+/**
+ * `npm run bench -- --scale`: crowds of 10,000 to 1,000,000 viewers replayed, in simulated time,
+ * through Fanout's own code: the scaling policy (decideScaling), the stage choice (chooseStage),
+ * the routing-table cache (RoutingCache, one per isolate, over a shared store per location), the
+ * shard's seat and report rules (admission.ts) and the join loop's timings (join.ts), the push
+ * budget and the relay spread (channels.ts). What it simulates around them is the deployment:
+ * locations and their isolates, the latency of a read from the Broadcast object, IVS's
+ * CreateStage latency and account rate, viewers and their stats sockets. It counts every request
+ * each object receives and every message it sends, per second.
+ *
+ * Each scenario runs with every design change of issue 13 ("after") and without any ("before");
+ * the million runs once more without each change in turn, to show what each one fixes.
+ */
+
+// ── what is assumed about the world (BENCHMARKS.md lists these) ──────────────
+
+export const WORLD = {
+  /** Cloudflare locations the audience comes through, weighted by a Zipf law (a few big cities, a long tail). */
+  locations: 200,
+  /** Joins a second one isolate serves before Cloudflare starts another in that location. */
+  joinsPerIsolate: 20,
+  /** From an isolate asking the Broadcast object for its table to the table being in the location's cache (a round trip to where the object lives). */
+  readLatencyMs: 50,
+  /** A write to the location's own cache, until the other isolates there see it. */
+  cacheWriteMs: 2,
+  /** IVS CreateStage, from request to answer. */
+  createStageMs: 500,
+  /** The share of viewers whose page opens a stats socket (`/ws`), a second after joining. */
+  statsShare: 0.5,
+  /** A drained stage's viewers move within this long (their socket says `migrate`). */
+  migrateWithinMs: 5_000,
+  /** Stages the account may have (IVS's default quota is 100 a region; a million viewers need it raised). */
+  maxStages: 200,
+  /** Simulation step. */
+  stepMs: 10,
+};
+
+export interface Design {
+  /** Routing tables shared per location (Cache API); otherwise per isolate. */
+  locationCache: boolean;
+  /** Stats sockets on relays; otherwise on the Broadcast object. */
+  relays: boolean;
+  /** The pool sized by arrivals (ADMISSIONS_PER_STAGE_PER_SECOND) and the crowd-time stage choice. */
+  arrivals: boolean;
+  /** The Broadcast object's pushes within MAX_PUSHES_PER_SECOND; otherwise to every target every 250 ms. */
+  batched: boolean;
+}
+
+export const AFTER: Design = { locationCache: true, relays: true, arrivals: true, batched: true };
+export const BEFORE: Design = { locationCache: false, relays: false, arrivals: false, batched: false };
+
+export interface Scenario {
+  name: string;
+  viewers: number;
+  seconds: number;
+  /** The operator announced the crowd (POST /crowd) this long before it starts; without it the pool learns of it from the shards. */
+  announcedSeconds?: number;
+}
+
+export const SCENARIOS: Scenario[] = [
+  { name: "10,000 in 60 s", viewers: 10_000, seconds: 60 },
+  { name: "100,000 in 60 s", viewers: 100_000, seconds: 60 },
+  { name: "1,000,000 in 60 s", viewers: 1_000_000, seconds: 60 },
+  { name: "1,000,000 in 60 s, announced 2 min ahead", viewers: 1_000_000, seconds: 60, announcedSeconds: 120 },
+  { name: "100,000 in 10 s", viewers: 100_000, seconds: 10 },
+];
+
+export interface Outcome {
+  scenario: string;
+  design: string;
+  peak: { broadcast: number; shard: number; relay: number; broadcastSends: number; relaySends: number };
+  /** The Broadcast object's busiest second for each kind of request it receives. */
+  broadcastBySource: Record<string, number>;
+  mostSocketsOnOneObject: number;
+  admitted: number;
+  refused: Record<string, number>;
+  /** Seconds from the first join until the last join that had to wait for a stage was admitted. */
+  fitsAfterSeconds: number;
+  /** The longest a join waited for its seat, in seconds. */
+  longestWaitSeconds: number;
+  stagesAtPeak: number;
+  /** Serving (ready or being created) and draining, five minutes after the last arrival. */
+  stagesAfter: { serving: number; draining: number };
+  /** What the final audience needs (at SCALE_UP_AT) plus one spare. */
+  neededPlusOne: number;
+}
+
+/** Requests (or messages) per object per simulated second. */
+class Meter {
+  readonly #counts = new Map<string, Map<number, number>>();
+  add(object: string, at: number, n = 1): void {
+    const second = Math.floor(at / 1000);
+    let perSecond = this.#counts.get(object);
+    if (!perSecond) this.#counts.set(object, (perSecond = new Map()));
+    perSecond.set(second, (perSecond.get(second) ?? 0) + n);
+  }
+  /** The busiest second of the busiest object whose name starts with `kind`. */
+  peak(kind: string): number {
+    let most = 0;
+    for (const [object, perSecond] of this.#counts)
+      if (object.startsWith(kind)) for (const n of perSecond.values()) most = Math.max(most, n);
+    return most;
+  }
+
+}
+
+interface SimStage {
+  arn: string;
+  role: "origin" | "edge";
+  state: "creating" | "ready" | "draining" | "deleting";
+  viewers: number;
+  joinRate: number;
+  loadReportedAt: number;
+  createdAt: number;
+  drainingSince?: number;
+}
+
+interface Shard {
+  arn: string;
+  state: ShardState;
+  viewers: number;
+  admitted: number;
+  reportedAt: number;
+  reportDue?: number;
+}
+
+interface Relay {
+  name: string;
+  sockets: number;
+  /** The count the broadcast last heard. */
+  reported: number;
+  reportDue?: number;
+  sentAt: number;
+  pending: boolean;
+}
+
+interface Isolate {
+  cache: RoutingCache;
+  capacityAskedAt: number;
+}
+
+interface Join {
+  isolate: Isolate;
+  /** Times it found the table on its way from another isolate's read. */
+  coming: number;
+  location: number;
+  arrivedAt: number;
+  waiting: boolean;
+  stale: boolean;
+  from?: string;
+}
+
+/** The isolates of one location share this, as they share the Cache API there. */
+class LocationTables implements SharedTables {
+  /** Per broadcast, the table the location sees, and the one on its way (visible once its read is back). */
+  readonly #entries = new Map<string, { seen?: Stored; coming?: Stored }>();
+  readonly #claims = new Map<string, { at: number; visibleAt: number }>();
+  readonly #clock: { now: number };
+  constructor(clock: { now: number }) {
+    this.#clock = clock;
+  }
+  async get(id: string) {
+    const entry = this.#entries.get(id);
+    if (entry?.coming && entry.coming.visibleAt <= this.#clock.now) [entry.seen, entry.coming] = [entry.coming, undefined];
+    if (!entry?.seen) return undefined;
+    return { at: entry.seen.at, table: JSON.parse(entry.seen.json) as RoutingTable };
+  }
+  async put(id: string, at: number, table: RoutingTable) {
+    const entry = this.#entries.get(id) ?? {};
+    entry.coming = { at, visibleAt: this.#clock.now + WORLD.readLatencyMs, json: JSON.stringify(table) };
+    this.#entries.set(id, entry);
+  }
+  async claim(id: string, now: number, forMs: number) {
+    const held = this.#claims.get(id);
+    if (held && held.visibleAt <= this.#clock.now && now - held.at < forMs) return false;
+    // A claim is a write to the location's own cache: visible to the others almost at once.
+    this.#claims.set(id, { at: now, visibleAt: this.#clock.now + WORLD.cacheWriteMs });
+    return true;
+  }
+}
+
+interface Stored {
+  at: number;
+  visibleAt: number;
+  json: string;
+}
+
+const BROADCAST = "broadcast";
+/** stats-relay.ts's report interval. */
+const RELAY_REPORT_MS = 10_000;
+
+/** The `[vars]` of wrangler.toml: the settings a deployment runs with (plain `NAME = "value"` lines). */
+function deployedVars(): Record<string, string> {
+  const toml = readFileSync(fileURLToPath(new URL("../wrangler.toml", import.meta.url)), "utf8");
+  const section = toml.slice(toml.indexOf("[vars]"), toml.indexOf("\n[", toml.indexOf("[vars]") + 1));
+  return Object.fromEntries([...section.matchAll(/^([A-Z_]+) = "(.*)"$/gm)].map((m) => [m[1]!, m[2]!]));
+}
+
+export async function simulate(scenario: Scenario, design: Design, designName: string): Promise<Outcome> {
+  const config = loadConfig({
+    ...deployedVars(),
+    ADMIN_KEY: "simulation-admin-key",
+    AWS_ACCESS_KEY_ID: "simulation",
+    AWS_SECRET_ACCESS_KEY: "simulation",
+    MAX_STAGES: String(WORLD.maxStages),
+  });
+  const settings: ScalingSettings = {
+    ...config.scaling,
+    admissionRate: design.arrivals ? config.scaling.admissionRate : Infinity,
+  };
+  const { capacity, scaleUpAt } = settings;
+  const { statsSocketsPerRelay, statsMessagesPerSecond, maxRelays } = config.limits;
+  const clock = { now: 0 };
+  const meter = new Meter();
+  const sends = new Meter();
+  /** The Broadcast object's requests by what sent them. */
+  const sources = new Meter();
+  let random = 20261122;
+  const rand = () => (random = (random * 48_271) % 2_147_483_647) / 2_147_483_647;
+
+  // ── the deployment: locations, isolates ─────────────────────────────────
+  const weights = Array.from({ length: WORLD.locations }, (_, i) => 1 / (i + 1));
+  const total = weights.reduce((a, b) => a + b);
+  const shares = weights.map((w) => w / total);
+  const cumulative = shares.map((_, i) => shares.slice(0, i + 1).reduce((a, b) => a + b));
+  const rate = scenario.viewers / scenario.seconds;
+  const locations = shares.map((share) => {
+    const tables = design.locationCache ? new LocationTables(clock) : undefined;
+    const count = Math.max(1, Math.ceil((rate * share) / WORLD.joinsPerIsolate));
+    return Array.from({ length: count }, (): Isolate => ({ cache: new RoutingCache(tables), capacityAskedAt: -1e9 }));
+  });
+  const pickLocation = () => {
+    const r = rand();
+    const i = cumulative.findIndex((c) => c >= r);
+    return i < 0 ? WORLD.locations - 1 : i;
+  };
+
+  // ── the broadcast, its stages and shards ────────────────────────────────
+  const stages = new Map<string, SimStage>();
+  const shards = new Map<string, Shard>();
+  const relays = new Map<string, Relay>();
+  let made = 0;
+  const addStage = (role: "origin" | "edge", state: SimStage["state"]) => {
+    const arn = `stage-${made++}`;
+    stages.set(arn, { arn, role, state, viewers: 0, joinRate: 0, loadReportedAt: 0, createdAt: clock.now });
+    return arn;
+  };
+  const ready = (arn: string) => {
+    stages.get(arn)!.state = "ready";
+    shards.set(arn, { arn, state: "ready", viewers: 0, admitted: 0, reportedAt: clock.now });
+    statsChanged();
+  };
+  const active = () => [...stages.values()].filter((s) => s.state !== "deleting");
+  const routingTable = (): RoutingTable => {
+    const list = active();
+    const socketsOnRelays = [...relays.values()].reduce((n, r) => n + r.sockets, 0);
+    return {
+      status: "live",
+      stages: list
+        .filter((s) => s.state !== "creating")
+        .map((s) => ({
+          arn: s.arn,
+          state: s.state as "ready" | "draining",
+          role: s.role,
+          viewers: s.viewers,
+          capacity,
+          joinRate: clock.now - s.loadReportedAt <= RATE_FRESH_MS ? s.joinRate : 0,
+          endpoints: { events: "", whip: "" },
+        })),
+      canGrow: list.length < settings.maxStages,
+      creating: list.filter((s) => s.state === "creating").length,
+      statsRelays: relaysFor(
+        socketsOnRelays,
+        Math.max(
+          list.reduce((n, s) => n + s.viewers, 0),
+          clock.now < announcedUntil ? scenario.viewers : 0,
+        ),
+        statsSocketsPerRelay,
+        maxRelays,
+      ),
+    };
+  };
+  // The announcement (after only: it is one of the changes): counted from the start until the crowd is due to be in.
+  const crowdStart = (design.arrivals ? (scenario.announcedSeconds ?? 0) : 0) * 1000;
+  const announcedUntil = design.arrivals && scenario.announcedSeconds ? crowdStart + scenario.seconds * 1000 : 0;
+  const announced = () =>
+    clock.now < announcedUntil ? { joinRate: scenario.viewers / scenario.seconds, viewers: scenario.viewers } : undefined;
+  const scaling = () => ({ now: clock.now, live: true, stages: loads(), announced: announced() });
+  const loads = (): StageLoad[] =>
+    [...stages.values()].map((s) => ({
+      arn: s.arn,
+      role: s.role,
+      state: s.state,
+      viewers: s.viewers,
+      createdAt: s.createdAt,
+      drainingSince: s.drainingSince,
+      joinRate: clock.now - s.loadReportedAt <= RATE_FRESH_MS ? s.joinRate : 0,
+    }));
+
+  // The object's serial queue: one evaluation at a time; CreateStage one after another, each on a paced turn.
+  let busyUntil = 0;
+  let evaluationQueued = false;
+  let lastTurn = -1e9;
+  const turnMs = 1000 / config.ivs.controlTps;
+  const completions: { at: number; arn: string }[] = [];
+  const evaluate = () => {
+    if (clock.now < busyUntil) {
+      evaluationQueued = true;
+      return;
+    }
+    const decision = decideScaling(scaling(), settings);
+    for (const arn of decision.revive) {
+      stages.get(arn)!.state = "ready";
+      shards.get(arn)!.state = "ready";
+    }
+    for (const arn of decision.drain) drain(arn);
+    let free = clock.now;
+    for (let i = 0; i < decision.create; i++) {
+      const arn = addStage("edge", "creating");
+      const start = Math.max(free, lastTurn + turnMs);
+      lastTurn = start;
+      free = start + WORLD.createStageMs;
+      completions.push({ at: free, arn });
+    }
+    busyUntil = free;
+    for (const arn of decision.delete) {
+      stages.get(arn)!.state = "deleting";
+      shards.get(arn)!.state = "closed";
+    }
+    if (decision.create || decision.drain.length || decision.delete.length) statsChanged();
+  };
+  const drain = (arn: string) => {
+    const stage = stages.get(arn)!;
+    stage.state = "draining";
+    stage.drainingSince = clock.now;
+    const shard = shards.get(arn)!;
+    shard.state = "draining";
+    // Its viewers are told to move: each rejoins elsewhere within a few seconds, leaving this stage as it does.
+    for (let i = 0; i < shard.viewers; i++) {
+      const location = pickLocation();
+      schedule(clock.now + rand() * WORLD.migrateWithinMs, {
+        isolate: isolateIn(location),
+        coming: 0,
+        location,
+        arrivedAt: -1,
+        waiting: false,
+        stale: false,
+        from: arn,
+      });
+    }
+  };
+  const reportLoad = (arn: string, viewers: number, joinRate: number) => {
+    meter.add(BROADCAST, clock.now);
+    sources.add("shard load reports", clock.now);
+    const stage = stages.get(arn);
+    if (stage) Object.assign(stage, { viewers, joinRate, loadReportedAt: clock.now });
+    statsChanged();
+    const d = decideScaling(scaling(), settings);
+    if (d.create || d.revive.length || d.drain.length || d.delete.length) evaluate();
+  };
+
+  // ── pushes: the stats to the relays (or sockets), the audience to the shards ──
+  let pushAt: number | undefined;
+  let pushedAt = -1e9;
+  let lastAudience = -1;
+  const queue = new Map<string, () => void>();
+  let sentSecond = -1;
+  let sentThisSecond = 0;
+  let socketsOnBroadcast = 0;
+  let mostSockets = 0;
+  /** As the Broadcast object does: every relay new sockets may be on, and every relay that reported sockets. */
+  const relaysToPush = () => {
+    const spread = routingTable().statsRelays;
+    return [...relays.values()].filter((r) => Number(r.name) < spread || r.reported > 0);
+  };
+  const targetsNow = () =>
+    (design.relays ? relaysToPush().length : 0) +
+    active().filter((s) => s.state === "ready" || s.state === "draining").length;
+  function statsChanged() {
+    if (pushAt !== undefined) return;
+    const interval = design.batched
+      ? Math.max(STATS_PUSH_MS, 1000 * Math.ceil(targetsNow() / MAX_PUSHES_PER_SECOND))
+      : STATS_PUSH_MS;
+    pushAt = clock.now + Math.max(STATS_PUSH_MS, pushedAt + interval - clock.now);
+  }
+  const push = () => {
+    pushAt = undefined;
+    pushedAt = clock.now;
+    if (design.relays) {
+      for (const relay of relaysToPush()) queue.set(relay.name, () => relayPush(relay));
+    } else {
+      // Every socket on the object gets the update from it.
+      sends.add(BROADCAST, clock.now, socketsOnBroadcast);
+    }
+    const audience = [...stages.values()].reduce((n, s) => n + (s.state === "deleting" ? 0 : s.viewers), 0);
+    if (audience !== lastAudience) {
+      lastAudience = audience;
+      for (const s of stages.values())
+        if (s.state === "ready" || s.state === "draining") queue.set(s.arn, () => meter.add(`shard:${s.arn}`, clock.now));
+    }
+    dispatch();
+  };
+  const dispatch = () => {
+    const second = Math.floor(clock.now / 1000);
+    if (second !== sentSecond) [sentSecond, sentThisSecond] = [second, 0];
+    for (const [target, send] of queue) {
+      if (design.batched && sentThisSecond >= MAX_PUSHES_PER_SECOND) break;
+      queue.delete(target);
+      sentThisSecond++;
+      sends.add(BROADCAST, clock.now);
+      send();
+    }
+  };
+  const relayPush = (relay: Relay) => {
+    meter.add(`relay:${relay.name}`, clock.now);
+    relay.pending = true;
+  };
+  const relayFanOut = (relay: Relay) => {
+    if (!relay.pending) return;
+    const interval = Math.max(STATS_PUSH_MS, (1000 * relay.sockets) / statsMessagesPerSecond);
+    if (clock.now < relay.sentAt + interval) return;
+    relay.pending = false;
+    relay.sentAt = clock.now;
+    sends.add(`relay:${relay.name}`, clock.now, relay.sockets);
+  };
+
+  // ── stats sockets ───────────────────────────────────────────────────────
+  const openStatsSocket = async (join: Join) => {
+    if (!design.relays) {
+      meter.add(BROADCAST, clock.now);
+      socketsOnBroadcast++;
+      mostSockets = Math.max(mostSockets, socketsOnBroadcast);
+      return;
+    }
+    const table = (await join.isolate.cache.get(BROADCAST, read, undefined, clock.now)) ?? routingTable();
+    const spread = Math.min(maxRelays, Math.max(1, table.statsRelays));
+    const first = Math.floor(rand() * spread);
+    for (let i = 0; i < Math.min(3, maxRelays); i++) {
+      const name = String((first + i) % maxRelays);
+      let relay = relays.get(name);
+      if (!relay) relays.set(name, (relay = { name, sockets: 0, reported: 0, sentAt: -1e9, pending: false }));
+      meter.add(`relay:${name}`, clock.now);
+      if (relay.sockets >= statsSocketsPerRelay) continue;
+      relay.sockets++;
+      mostSockets = Math.max(mostSockets, relay.sockets);
+      // The first socket at a random moment within the report interval, the others at most once an interval.
+      relay.reportDue ??= clock.now + (relay.sockets === 1 ? rand() : 1) * RELAY_REPORT_MS;
+      return;
+    }
+    refused["stats socket: every relay tried was full"] = (refused["stats socket: every relay tried was full"] ?? 0) + 1;
+  };
+
+  // ── the join path (join.ts's loop) ──────────────────────────────────────
+  const read = async () => {
+    meter.add(BROADCAST, clock.now);
+    sources.add("routing table reads", clock.now);
+    return routingTable();
+  };
+  const refused: Record<string, number> = {};
+  let admitted = 0;
+  let admittedArrivals = 0;
+  let lastWaitingAdmittedAt = 0;
+  let longestWait = 0;
+  const buckets = new Map<number, Join[]>();
+  const schedule = (at: number, join: Join) => {
+    const step = Math.ceil(at / WORLD.stepMs);
+    let list = buckets.get(step);
+    if (!list) buckets.set(step, (list = []));
+    list.push(join);
+  };
+  const isolateIn = (location: number) => {
+    const isolates = locations[location]!;
+    return isolates[Math.floor(rand() * isolates.length)]!;
+  };
+  const admit = (shard: Shard) => {
+    meter.add(`shard:${shard.arn}`, clock.now);
+    const refusal = seatFor(shard.state, shard.viewers, capacity);
+    if (refusal) return refusal;
+    changeViewers(shard, +1);
+    shard.admitted++;
+    return undefined;
+  };
+  const changeViewers = (shard: Shard, delta: number) => {
+    const before = shard.viewers;
+    shard.viewers += delta;
+    const due = reportAt(reportIsUrgent(before, shard.viewers, capacity, scaleUpAt), clock.now, shard.reportedAt);
+    shard.reportDue = Math.min(shard.reportDue ?? Infinity, due);
+  };
+
+  const attempt = async (join: Join): Promise<void> => {
+    if (join.arrivedAt < 0) {
+      // A viewer moving off a drained stage: it leaves there as it joins here.
+      join.arrivedAt = clock.now;
+      const old = shards.get(join.from!);
+      if (old && old.viewers > 0) changeViewers(old, -1);
+    }
+    const maxAge = join.stale ? 0 : join.waiting ? WAITING_REFRESH_MS : undefined;
+    const table = await join.isolate.cache.get(BROADCAST, read, join.coming >= COMING_TRIES ? 0 : maxAge, clock.now);
+    if (!table) {
+      // Another isolate of the location is reading it (cached-table.ts): look again shortly.
+      schedule(clock.now + COMING_RETRY_MS, { ...join, coming: join.coming + 1 });
+      return;
+    }
+    let candidates = table.stages.filter((s) => s.state === "ready");
+    let stale = false;
+    const rateLimit = settings.admissionRate;
+    for (let stage = chooseStage(candidates, rateLimit); stage; stage = chooseStage(candidates, rateLimit)) {
+      const shard = shards.get(stage.arn)!;
+      const refusal = admit(shard);
+      if (!refusal) {
+        stage.viewers = shard.viewers;
+        admitted++;
+        if (join.waiting) lastWaitingAdmittedAt = clock.now;
+        longestWait = Math.max(longestWait, clock.now - join.arrivedAt);
+        if (join.from === undefined) admittedArrivals++;
+        if (join.from === undefined && rand() < WORLD.statsShare)
+          schedule(clock.now + 1000, { ...join, from: "socket" });
+        return;
+      }
+      stage.viewers = stage.capacity;
+      candidates = candidates.filter((c) => c !== stage);
+      if (refusal === "closed") stale = true;
+    }
+    if (stale && maxAge !== 0) return attempt({ ...join, stale: true });
+    if (!table.canGrow && table.creating === 0) {
+      refused["503 STAGE_FULL: no more stages"] = (refused["503 STAGE_FULL: no more stages"] ?? 0) + 1;
+      return;
+    }
+    if (table.creating === 0 && clock.now - join.isolate.capacityAskedAt >= CAPACITY_REQUEST_MS) {
+      join.isolate.capacityAskedAt = clock.now;
+      meter.add(BROADCAST, clock.now);
+      sources.add("capacity requests", clock.now);
+      evaluate();
+    }
+    if (clock.now - join.arrivedAt >= WAIT_FOR_CAPACITY_MS) {
+      refused["503 STAGE_FULL after waiting"] = (refused["503 STAGE_FULL after waiting"] ?? 0) + 1;
+      return;
+    }
+    schedule(clock.now + WAITING_REFRESH_MS, { ...join, waiting: true, stale: false });
+  };
+
+  // ── the clock ───────────────────────────────────────────────────────────
+  // The broadcast is live on its origin when the crowd starts.
+  ready(addStage("origin", "ready"));
+  const end = crowdStart + (scenario.seconds + 300) * 1000;
+  let arrived = 0;
+  let stagesAtPeak = 0;
+  let nextTick = TICK_MS;
+  for (let step = 0; step * WORLD.stepMs <= end; step++) {
+    clock.now = step * WORLD.stepMs;
+    // Arrivals, evenly over the crowd's seconds.
+    const since = Math.max(0, clock.now - crowdStart);
+    const due = Math.min(scenario.viewers, Math.round((since / 1000 / scenario.seconds) * scenario.viewers));
+    for (; arrived < due; arrived++) {
+      const location = pickLocation();
+      schedule(clock.now, {
+        isolate: isolateIn(location),
+        coming: 0,
+        location,
+        arrivedAt: clock.now,
+        waiting: false,
+        stale: false,
+      });
+    }
+    for (const join of buckets.get(step) ?? []) {
+      if (join.from === "socket") await openStatsSocket(join);
+      else await attempt(join);
+    }
+    buckets.delete(step);
+    // CreateStage answers: the stage is ready (its shard set up) and the object free for the next evaluation.
+    for (let i = completions.length - 1; i >= 0; i--)
+      if (completions[i]!.at <= clock.now) {
+        ready(completions[i]!.arn);
+        completions.splice(i, 1);
+      }
+    if (evaluationQueued && clock.now >= busyUntil) {
+      evaluationQueued = false;
+      evaluate();
+    }
+    // Shard load reports.
+    for (const shard of shards.values())
+      if (shard.reportDue !== undefined && shard.reportDue <= clock.now && shard.state !== "closed") {
+        const joinRate = shard.admitted / Math.max(1, (clock.now - shard.reportedAt) / 1000);
+        shard.admitted = 0;
+        shard.reportedAt = clock.now;
+        shard.reportDue = undefined;
+        reportLoad(shard.arn, shard.viewers, joinRate);
+      }
+    // Relay reports and fan-outs.
+    for (const relay of relays.values()) {
+      if (relay.reportDue !== undefined && relay.reportDue <= clock.now) {
+        relay.reportDue = undefined;
+        relay.reported = relay.sockets;
+        meter.add(BROADCAST, clock.now);
+        sources.add("relay reports", clock.now);
+      }
+      relayFanOut(relay);
+    }
+    if (pushAt !== undefined && clock.now >= pushAt) push();
+    if (queue.size > 0 && Math.floor(clock.now / 1000) !== sentSecond) dispatch();
+    if (clock.now >= nextTick) {
+      nextTick += TICK_MS;
+      evaluate();
+    }
+    stagesAtPeak = Math.max(stagesAtPeak, active().length);
+  }
+
+  const audience = [...stages.values()].reduce((n, s) => n + (s.state === "deleting" ? 0 : s.viewers), 0);
+  const after = active();
+  return {
+    scenario: scenario.name,
+    design: designName,
+    peak: {
+      broadcast: meter.peak(BROADCAST),
+      shard: meter.peak("shard:"),
+      relay: meter.peak("relay:"),
+      broadcastSends: sends.peak(BROADCAST),
+      relaySends: sends.peak("relay:"),
+    },
+    broadcastBySource: Object.fromEntries(
+      ["routing table reads", "shard load reports", "relay reports", "capacity requests"].map((k) => [k, sources.peak(k)]),
+    ),
+    mostSocketsOnOneObject: mostSockets,
+    admitted: admittedArrivals,
+    refused,
+    fitsAfterSeconds: Math.max(0, lastWaitingAdmittedAt - crowdStart) / 1000,
+    longestWaitSeconds: longestWait / 1000,
+    stagesAtPeak,
+    stagesAfter: {
+      serving: after.filter((s) => s.state !== "draining").length,
+      draining: after.filter((s) => s.state === "draining").length,
+    },
+    neededPlusOne: Math.max(1, Math.ceil(audience / (capacity * scaleUpAt))) + 1,
+  };
+}
