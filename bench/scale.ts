@@ -85,6 +85,10 @@ export interface Outcome {
   /** The Broadcast object's busiest second for each kind of request it receives. */
   broadcastBySource: Record<string, number>;
   mostSocketsOnOneObject: number;
+  /** Stats sockets refused because every relay tried was full (429). */
+  socketsRefused: number;
+  /** Seconds in which some shard took more requests than ADMISSIONS_PER_STAGE_PER_SECOND. */
+  secondsAnyShardOver: number;
   admitted: number;
   refused: Record<string, number>;
   /** Seconds from the first join until the last join that had to wait for a stage was admitted. */
@@ -107,6 +111,13 @@ class Meter {
     if (!perSecond) this.#counts.set(object, (perSecond = new Map()));
     perSecond.set(second, (perSecond.get(second) ?? 0) + n);
   }
+  /** In how many seconds some object of a kind took more than `limit`. */
+  secondsOver(kind: string, limit: number): number {
+    const seconds = new Set<number>();
+    for (const [object, perSecond] of this.#counts)
+      if (object.startsWith(kind)) for (const [second, n] of perSecond) if (n > limit) seconds.add(second);
+    return seconds.size;
+  }
   /** The busiest second of the busiest object whose name starts with `kind`. */
   peak(kind: string): number {
     let most = 0;
@@ -114,7 +125,6 @@ class Meter {
       if (object.startsWith(kind)) for (const n of perSecond.values()) most = Math.max(most, n);
     return most;
   }
-
 }
 
 interface SimStage {
@@ -174,7 +184,8 @@ class LocationTables implements SharedTables {
   }
   async get(id: string) {
     const entry = this.#entries.get(id);
-    if (entry?.coming && entry.coming.visibleAt <= this.#clock.now) [entry.seen, entry.coming] = [entry.coming, undefined];
+    if (entry?.coming && entry.coming.visibleAt <= this.#clock.now)
+      [entry.seen, entry.coming] = [entry.coming, undefined];
     if (!entry?.seen) return undefined;
     return { at: entry.seen.at, table: JSON.parse(entry.seen.json) as RoutingTable };
   }
@@ -283,11 +294,15 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
       canGrow: list.length < settings.maxStages,
       creating: list.filter((s) => s.state === "creating").length,
       statsRelays: relaysFor(
-        socketsOnRelays,
-        Math.max(
-          list.reduce((n, s) => n + s.viewers, 0),
-          clock.now < announcedUntil ? scenario.viewers : 0,
-        ),
+        {
+          sockets: socketsOnRelays,
+          viewers: Math.max(
+            list.reduce((n, s) => n + s.viewers, 0),
+            clock.now < announcedUntil ? scenario.viewers : 0,
+          ),
+          joinRate: list.reduce((n, s) => n + (clock.now - s.loadReportedAt <= RATE_FRESH_MS ? s.joinRate : 0), 0),
+          leadSeconds: settings.leadSeconds,
+        },
         statsSocketsPerRelay,
         maxRelays,
       ),
@@ -297,7 +312,9 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
   const crowdStart = (design.arrivals ? (scenario.announcedSeconds ?? 0) : 0) * 1000;
   const announcedUntil = design.arrivals && scenario.announcedSeconds ? crowdStart + scenario.seconds * 1000 : 0;
   const announced = () =>
-    clock.now < announcedUntil ? { joinRate: scenario.viewers / scenario.seconds, viewers: scenario.viewers } : undefined;
+    clock.now < announcedUntil
+      ? { joinRate: scenario.viewers / scenario.seconds, viewers: scenario.viewers }
+      : undefined;
   const scaling = () => ({ now: clock.now, live: true, stages: loads(), announced: announced() });
   const loads = (): StageLoad[] =>
     [...stages.values()].map((s) => ({
@@ -327,15 +344,17 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
       shards.get(arn)!.state = "ready";
     }
     for (const arn of decision.drain) drain(arn);
-    let free = clock.now;
+    // As pool.ts's #createEdges: IVS_CONTROL_TPS requests in flight at most, each on its paced turn.
+    const lanes = Array.from({ length: Math.max(1, Math.floor(config.ivs.controlTps)) }, () => clock.now);
     for (let i = 0; i < decision.create; i++) {
       const arn = addStage("edge", "creating");
-      const start = Math.max(free, lastTurn + turnMs);
+      const lane = lanes.indexOf(Math.min(...lanes));
+      const start = Math.max(lanes[lane]!, lastTurn + turnMs);
       lastTurn = start;
-      free = start + WORLD.createStageMs;
-      completions.push({ at: free, arn });
+      lanes[lane] = start + WORLD.createStageMs;
+      completions.push({ at: lanes[lane]!, arn });
     }
-    busyUntil = free;
+    busyUntil = Math.max(clock.now, ...(decision.create ? lanes : []));
     for (const arn of decision.delete) {
       stages.get(arn)!.state = "deleting";
       shards.get(arn)!.state = "closed";
@@ -409,7 +428,8 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
     if (audience !== lastAudience) {
       lastAudience = audience;
       for (const s of stages.values())
-        if (s.state === "ready" || s.state === "draining") queue.set(s.arn, () => meter.add(`shard:${s.arn}`, clock.now));
+        if (s.state === "ready" || s.state === "draining")
+          queue.set(s.arn, () => meter.add(`shard:${s.arn}`, clock.now));
     }
     dispatch();
   };
@@ -460,7 +480,7 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
       relay.reportDue ??= clock.now + (relay.sockets === 1 ? rand() : 1) * RELAY_REPORT_MS;
       return;
     }
-    refused["stats socket: every relay tried was full"] = (refused["stats socket: every relay tried was full"] ?? 0) + 1;
+    socketsRefused++;
   };
 
   // ── the join path (join.ts's loop) ──────────────────────────────────────
@@ -470,6 +490,7 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
     return routingTable();
   };
   const refused: Record<string, number> = {};
+  let socketsRefused = 0;
   let admitted = 0;
   let admittedArrivals = 0;
   let lastWaitingAdmittedAt = 0;
@@ -541,9 +562,11 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
     }
     if (table.creating === 0 && clock.now - join.isolate.capacityAskedAt >= CAPACITY_REQUEST_MS) {
       join.isolate.capacityAskedAt = clock.now;
-      meter.add(BROADCAST, clock.now);
-      sources.add("capacity requests", clock.now);
-      evaluate();
+      if (await join.isolate.cache.claim(`capacity/${BROADCAST}`, clock.now, CAPACITY_REQUEST_MS)) {
+        meter.add(BROADCAST, clock.now);
+        sources.add("capacity requests", clock.now);
+        evaluate();
+      }
     }
     if (clock.now - join.arrivedAt >= WAIT_FOR_CAPACITY_MS) {
       refused["503 STAGE_FULL after waiting"] = (refused["503 STAGE_FULL after waiting"] ?? 0) + 1;
@@ -631,9 +654,17 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
       relaySends: sends.peak("relay:"),
     },
     broadcastBySource: Object.fromEntries(
-      ["routing table reads", "shard load reports", "relay reports", "capacity requests"].map((k) => [k, sources.peak(k)]),
+      ["routing table reads", "shard load reports", "relay reports", "capacity requests"].map((k) => [
+        k,
+        sources.peak(k),
+      ]),
     ),
     mostSocketsOnOneObject: mostSockets,
+    socketsRefused,
+    secondsAnyShardOver: meter.secondsOver(
+      "shard:",
+      settings.admissionRate === Infinity ? config.scaling.admissionRate : settings.admissionRate,
+    ),
     admitted: admittedArrivals,
     refused,
     fitsAfterSeconds: Math.max(0, lastWaitingAdmittedAt - crowdStart) / 1000,
@@ -646,3 +677,111 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
     neededPlusOne: Math.max(1, Math.ceil(audience / (capacity * scaleUpAt))) + 1,
   };
 }
+
+// ── the report ─────────────────────────────────────────────────────────────
+
+const fmt = (n: number) => n.toLocaleString("en");
+
+function row(o: Outcome): string {
+  const refused = Object.values(o.refused).reduce((a, b) => a + b, 0);
+  const after = `${o.stagesAfter.serving}${o.stagesAfter.draining ? ` + ${o.stagesAfter.draining} draining` : ""}`;
+  return `| ${o.scenario} | ${o.design} | ${fmt(o.peak.broadcast)} | ${fmt(o.peak.shard)} | ${o.secondsAnyShardOver} | ${o.peak.relay ? fmt(o.peak.relay) : "–"} | ${fmt(o.peak.broadcastSends)} | ${fmt(o.mostSocketsOnOneObject)} | ${fmt(refused)} | ${fmt(o.socketsRefused)} | ${o.longestWaitSeconds} | ${o.stagesAtPeak} | ${after} (${o.neededPlusOne}) |`;
+}
+
+const HEADER = `| scenario | design | Broadcast req/s | busiest shard req/s | seconds a shard was over 500/s | busiest relay req/s | Broadcast sends/s | most sockets on one object | joins refused | stats sockets refused | longest wait (s) | stages at peak | stages 5 min after (needed + 1) |
+| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`;
+
+/** Every scenario before and after, the announced million without each change in turn: the section of BENCHMARKS.md. */
+export async function scaleReport(log: (line: string) => void = console.log): Promise<string> {
+  const outcomes: Outcome[] = [];
+  for (const scenario of SCENARIOS)
+    for (const [name, design] of [
+      ["before", BEFORE],
+      ["after", AFTER],
+    ] as const) {
+      const started = performance.now();
+      outcomes.push(await simulate(scenario, design, name));
+      log(`${scenario.name}, ${name}: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    }
+  const million = SCENARIOS.find((s) => s.announcedSeconds)!;
+  const ablations: Outcome[] = [];
+  for (const change of ["locationCache", "relays", "arrivals", "batched"] as const) {
+    ablations.push(await simulate(million, { ...AFTER, [change]: false }, `after, without ${CHANGES[change]}`));
+    log(`${million.name}, without ${change}: done`);
+  }
+  const announced = outcomes.find((o) => o.scenario === million.name && o.design === "after")!;
+  const refusals = (o: Outcome) =>
+    Object.entries(o.refused)
+      .map(([reason, n]) => `${fmt(n)} × ${reason}`)
+      .join("; ") || "none";
+  return `## Internet scale (simulation)
+
+Run by \`npm run bench -- --scale\` (\`bench/scale.ts\`, a few minutes, no network): crowds replayed in
+simulated time through Fanout's own code — the scaling policy (\`decideScaling\`), the stage choice
+(\`chooseStage\`), the routing-table cache (\`RoutingCache\`, one per isolate, over a shared store per
+location, with its claim rule), the shard's seat and report rules (\`shard/admission.ts\`), the join
+loop's waits (\`join/waiting.ts\`), the push budget and the relay spread (\`broadcast/timing.ts\`), with
+the settings of \`wrangler.toml\` (stages of ${fmt(10_000)}, scale-up at 80 %, 500 admissions a second per
+shard). Around them it simulates the deployment, with these assumptions:
+
+- ${WORLD.locations} Cloudflare locations, the audience spread over them by a Zipf law; one isolate per
+  ${WORLD.joinsPerIsolate} joins a second in a location (about ${fmt(Math.ceil(1_000_000 / 60 / WORLD.joinsPerIsolate))} isolates for a million in a minute).
+- A read of the Broadcast object takes ${WORLD.readLatencyMs} ms to come back to a location; a write to the
+  location's cache is seen there after ${WORLD.cacheWriteMs} ms.
+- IVS: CreateStage answers in ${WORLD.createStageMs} ms; a broadcast has up to \`IVS_CONTROL_TPS\` (4)
+  in flight, at most 4 a second per account; the account may have ${WORLD.maxStages} stages (IVS's
+  default is 100 a region: a million viewers need 125 stages of 10,000 at 80 %, so the quota must be
+  raised first).
+- Viewers arrive evenly over the crowd's seconds and stay; ${WORLD.statsShare * 100} % of them open a stats
+  socket a second after joining (a seed-style page); a drained stage's viewers move within
+  ${WORLD.migrateWithinMs / 1000} s.
+
+It counts every request each object receives and every message it sends, per simulated second.
+"Before" is the design before issue 13: tables cached per isolate only, stats sockets on the Broadcast
+object, the pool sized by the audience alone, pushes to every target every 250 ms. "After" has all four
+changes. The announced scenario is the operator calling \`POST /crowd\` two minutes ahead (before has no such call).
+
+${HEADER}
+${outcomes.map(row).join("\n")}
+
+Each change, shown by taking it away from the announced million:
+
+${HEADER}
+${[announced, ...ablations].map(row).join("\n")}
+
+Where the Broadcast object's requests come from (each kind at its busiest second), after:
+${outcomes
+  .filter((o) => o.design === "after")
+  .map(
+    (o) =>
+      `- ${o.scenario}: ${Object.entries(o.broadcastBySource)
+        .map(([k, n]) => `${k} ${fmt(n)}`)
+        .join(", ")}`,
+  )
+  .join("\n")}
+
+Refusals: ${
+    outcomes
+      .filter((o) => Object.keys(o.refused).length)
+      .map((o) => `${o.scenario} (${o.design}): ${refusals(o)}`)
+      .join("; ") || "none"
+  }.
+
+**Reading it.** A million viewers announced two minutes ahead meet a pool already sized for them: no
+object takes more than ${fmt(Math.max(announced.peak.broadcast, announced.peak.shard, announced.peak.relay))} requests a second, no join waits
+more than ${announced.longestWaitSeconds} s or is refused, and five minutes after the crowd the pool is ${announced.stagesAfter.serving} stages for an audience that needs
+${announced.neededPlusOne - 1} plus one spare. Unannounced, a crowd that arrives at full speed from its first second (16,667 joins a second
+onto one stage) overloads the first stages' shards until the pool catches up: stages are created four
+a second at most (IVS's account rate), and no rule can make one stage's shard refuse a crowd it is
+the only way in for without refusing joins. The policy's arrival rule still grows the pool as fast
+as IVS allows and leaves it at the audience's need afterwards; an operator expecting a crowd of that
+size announces it.
+`;
+}
+
+const CHANGES = {
+  locationCache: "the per-location table",
+  relays: "relays",
+  arrivals: "the arrival rule and the announcement",
+  batched: "the push budget",
+} as const;

@@ -25,8 +25,12 @@ const stage = (arn: string, viewers: number, extra: Partial<StageLoad> = {}): St
 });
 const origin = (viewers: number, extra: Partial<StageLoad> = {}) =>
   stage("origin", viewers, { role: "origin", ...extra });
-const decide = (stages: StageLoad[], overrides: Partial<ScalingSettings> = {}, live = true) =>
-  decideScaling({ now: NOW, live, stages }, { ...settings, ...overrides });
+const decide = (
+  stages: StageLoad[],
+  overrides: Partial<ScalingSettings> = {},
+  live = true,
+  announced?: { joinRate: number; viewers: number },
+) => decideScaling({ now: NOW, live, stages, announced }, { ...settings, ...overrides });
 
 describe("the scaling policy", () => {
   it("keeps one stage when the audience fits under the threshold", () => {
@@ -210,6 +214,22 @@ describe("the scaling policy", () => {
     expect(result.peakAdmissionsAfterFirstSecond).toBeLessThanOrEqual(100);
     // 3,000 viewers need 4 stages at 80 %.
     expect(result.stages).toBeLessThanOrEqual(4 + 1);
+  });
+
+  it("provisions an announced crowd's seats and arrival rate before it comes, and drains what it did not need once it is due", () => {
+    // 400 viewers within 10 s announced, none in yet: 5 stages of 80 for the seats, the origin and 4 more.
+    const before = decide([origin(0)], { maxStages: 20 }, true, { joinRate: 40, viewers: 400 });
+    expect(before.create).toBe(4);
+    // Not announced: one stage is enough for no one.
+    expect(decide([origin(0)], { maxStages: 20 }).create).toBe(0);
+    // The rate alone can ask for more: 1,000 a second at 100 per shard (80 kept) is 13 stages sharing it.
+    expect(
+      decide([origin(0)], { maxStages: 20, admissionRate: 100 }, true, { joinRate: 1_000, viewers: 400 }).create,
+    ).toBe(12);
+    // The crowd came to 100 and the announcement is over: the young stages go, one at a time.
+    const young = NOW - 30_000;
+    const after = [origin(50), ...[1, 2, 3, 4, 5].map((i) => stage(`e${i}`, 10, { createdAt: young }))];
+    expect(decide(after).drain).toEqual(["e1"]);
   });
 
   it("does not drain while viewers are still arriving", () => {

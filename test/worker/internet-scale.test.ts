@@ -178,4 +178,31 @@ describe("the pool, sized by arrivals", () => {
     // 1,000 a second: three stages share the crowd at 333 each.
     expect(await arriving(1_000)).toBe(3);
   });
+
+  it("POST /crowd makes the pool ready for an announced crowd before it comes", async () => {
+    const b = newBroadcastId();
+    await live(b);
+    // 9 viewers on stages of 3 (2.4 at 80 %) need 4 stages: the maximum in the tests.
+    const answer = await call<{ stagesWanted: number; joinRate: number }>(api(b, "/crowd"), {
+      body: { viewers: 9, withinSeconds: 60 },
+    });
+    expect(answer.status).toBe(200);
+    expect(answer.body).toMatchObject({ success: true, data: { stagesWanted: 4, joinRate: 0.15 } });
+    await waitFor(async () => expect((await stagesOf(b)).filter((s) => s.state === "ready")).toHaveLength(4));
+    const events = await env.BROADCAST.getByName(b).events({ limit: 50 });
+    expect(events.map((e) => e.type)).toContain("crowd_announced");
+    await call(api(b, "/broadcast/end"), { body: {} });
+  });
+
+  it("POST /crowd takes only the operator's key and a crowd that makes sense", async () => {
+    const b = newBroadcastId();
+    await live(b);
+    expect((await call(api(b, "/crowd"), { body: { viewers: 9, withinSeconds: 60 }, key: null })).status).toBe(401);
+    for (const body of [{ viewers: 0, withinSeconds: 60 }, { viewers: 9, withinSeconds: 0 }, { viewers: 9 }, {}]) {
+      const answer = await call(api(b, "/crowd"), { body });
+      expect(answer.status, JSON.stringify(body)).toBe(400);
+      expect(answer.body).toMatchObject({ success: false, error: { code: "VALIDATION_ERROR" } });
+    }
+    await call(api(b, "/broadcast/end"), { body: {} });
+  });
 });

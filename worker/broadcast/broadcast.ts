@@ -146,7 +146,11 @@ export class Broadcast extends DurableObject<Env> {
       const until = now + (input.startsInSeconds + input.withinSeconds) * 1000;
       const joinRate = input.viewers / input.withinSeconds;
       this.#registry.setState({ crowd_rate: joinRate, crowd_viewers: input.viewers, crowd_until: until });
-      this.#registry.event("crowd_announced", { viewers: input.viewers, joinRate, until: new Date(until).toISOString() });
+      this.#registry.event("crowd_announced", {
+        viewers: input.viewers,
+        joinRate,
+        until: new Date(until).toISOString(),
+      });
       await this.#pool.apply(now);
       await this.#rearm(Date.now());
       return {

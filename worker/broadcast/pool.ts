@@ -114,15 +114,7 @@ export class StagePool {
     for (const arn of decision.drain) await this.drain(registry.stage(arn)!, now);
     // After a refusal, no CreateStage until the backoff is over: not at every report, not at every waiting join.
     const create = this.creationBlocked(now) === undefined ? decision.create : 0;
-    for (let i = 0; i < create; i++) {
-      try {
-        await this.#create("edge");
-      } catch (error) {
-        // Blocked for a while now (#refused); the event log and the dashboard's warnings say why.
-        console.error(`scale-up for ${this.#c.id} failed: ${(error as Error).message}`);
-        break;
-      }
-    }
+    await this.#createEdges(create);
     for (const arn of decision.delete) {
       const stage = registry.stage(arn);
       if (stage) this.markForDeletion(stage, now);
@@ -131,6 +123,31 @@ export class StagePool {
     if (create || decision.drain.length || decision.revive.length || decision.delete.length || deleted.length)
       channels.statsChanged();
     return deleted;
+  }
+
+  /**
+   * `count` edge stages, several requests in flight at once (as many as the account's CreateStage
+   * turns a second, IVS_CONTROL_TPS; each waits for its turn): one after another, a CreateStage's
+   * round trip would hold creation to about two a second, below what a crowd needs and what IVS
+   * allows. The first refusal stops the rest (creation is blocked for a while then, #refused).
+   */
+  async #createEdges(count: number): Promise<void> {
+    let left = count;
+    let refused = false;
+    const worker = async () => {
+      while (left > 0 && !refused) {
+        left--;
+        try {
+          await this.#create("edge");
+        } catch (error) {
+          refused = true;
+          // Blocked for a while now (#refused); the event log and the dashboard's warnings say why.
+          console.error(`scale-up for ${this.#c.id} failed: ${(error as Error).message}`);
+        }
+      }
+    };
+    const lanes = Math.min(count, Math.max(1, Math.floor(this.#c.config.ivs.controlTps)));
+    await Promise.all(Array.from({ length: lanes }, worker));
   }
 
   // ── the operator's stage actions ──────────────────────────────────────────

@@ -17,8 +17,16 @@ export const MAX_PUSHES_PER_SECOND = 100;
 
 /**
  * How many relays new stats sockets spread over. A viewer page opens about one stats socket, so the
- * audience bounds what a crowd can bring before the relays' next reports; the sockets they report
- * count twice (headroom for pages that are not viewers). New relays cost nothing until used.
+ * audience bounds what a crowd can bring: the viewers in, and those the shards' join rate says will
+ * be in within `leadSeconds` (the count reaches the table seconds after the sockets do). The sockets
+ * the relays report count twice (headroom for pages that are not viewers). New relays cost nothing
+ * until used.
  */
-export const relaysFor = (sockets: number, viewers: number, perRelay: number, maxRelays: number) =>
-  Math.min(maxRelays, Math.max(1, Math.ceil(Math.max(2 * sockets, viewers) / perRelay)));
+export function relaysFor(
+  load: { sockets: number; viewers: number; joinRate: number; leadSeconds: number },
+  perRelay: number,
+  maxRelays: number,
+): number {
+  const expected = Math.max(2 * load.sockets, load.viewers + load.joinRate * load.leadSeconds);
+  return Math.min(maxRelays, Math.max(1, Math.ceil(expected / perRelay)));
+}

@@ -56,11 +56,18 @@ export class Views {
 
   /** How many relays new stats sockets spread over (relaysFor). */
   statsRelays(): number {
-    const { statsSocketsPerRelay, maxRelays } = this.#c.config.limits;
-    const sockets = this.#c.registry.relays().reduce((sum, r) => sum + r.sockets, 0);
-    const { crowd_viewers, crowd_until } = this.#c.registry.state();
-    const viewers = Math.max(this.totalViewers(), Date.now() < crowd_until ? crowd_viewers : 0);
-    return relaysFor(sockets, viewers, statsSocketsPerRelay, maxRelays);
+    const { registry, config } = this.#c;
+    const { statsSocketsPerRelay, maxRelays } = config.limits;
+    const now = Date.now();
+    const { crowd_viewers, crowd_until } = registry.state();
+    const fresh = registry.stages().filter((s) => isActive(s) && now - s.load_reported_at <= RATE_FRESH_MS);
+    const load = {
+      sockets: registry.relays().reduce((sum, r) => sum + r.sockets, 0),
+      viewers: Math.max(this.totalViewers(), now < crowd_until ? crowd_viewers : 0),
+      joinRate: fresh.reduce((sum, s) => sum + s.join_rate, 0),
+      leadSeconds: config.scaling.leadSeconds,
+    };
+    return relaysFor(load, statsSocketsPerRelay, maxRelays);
   }
 
   stages(): Stage[] {

@@ -62,3 +62,6 @@ export async function cachedRoutingTable(env: Env, broadcastId: string, maxAgeMs
 
 /** How many broadcasts this isolate holds a table for. */
 export const cachedTables = (): number => isolateCache.size;
+
+/** Once per location per `forMs` (RoutingCache.claim): `name` is the thing done, per broadcast. */
+export const onceHere = (name: string, forMs: number): Promise<boolean> => isolateCache.claim(name, Date.now(), forMs);

@@ -7,7 +7,7 @@ import { issueParticipantToken, tokenIssuerFor, type IssuedToken } from "../toke
 import { grantOf } from "../tokens/proof.ts";
 import type { AsParticipant } from "../shard/stage-shard.ts";
 import { chooseStage } from "./choose-stage.ts";
-import { cachedRoutingTable } from "./cached-table.ts";
+import { cachedRoutingTable, onceHere } from "./cached-table.ts";
 import { CAPACITY_REQUEST_MS, WAIT_FOR_CAPACITY_MS, WAITING_REFRESH_MS } from "./waiting.ts";
 
 /**
@@ -91,7 +91,9 @@ export async function joinAsViewer(
     // A stage on its way is the broadcast already at it: every isolate asking again would only queue behind it.
     if (table.creating === 0 && now - (capacityRequestedAt.get(input.broadcastId) ?? 0) >= CAPACITY_REQUEST_MS) {
       capacityRequestedAt.set(input.broadcastId, now);
-      waitUntil(env.BROADCAST.getByName(input.broadcastId).requestCapacity());
+      // One isolate of the location asks; the others' joins wait for the same stage.
+      if (await onceHere(`capacity/${input.broadcastId}`, CAPACITY_REQUEST_MS))
+        waitUntil(env.BROADCAST.getByName(input.broadcastId).requestCapacity());
     }
     if (Date.now() >= deadline) {
       throw new ApiError("STAGE_FULL", 503, "Every stage is full; a new one is on its way.", {

@@ -105,6 +105,14 @@ export class RoutingCache {
     return table;
   }
 
+  /**
+   * Whether this isolate is the one of its location to do `name` now (at most once per `forMs` per
+   * location, best effort): the request for capacity of a crowd's waiting joins. Always, alone.
+   */
+  async claim(name: string, now: number, forMs: number): Promise<boolean> {
+    return this.#shared ? this.#shared.claim(name, now, forMs).catch(() => true) : true;
+  }
+
   /** How many broadcasts this isolate holds a table for (never more than the cache's bound). */
   get size(): number {
     return this.#entries.size;
