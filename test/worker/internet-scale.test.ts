@@ -45,6 +45,28 @@ describe("the routing table, per location", () => {
     expect(counted.reads).toBe(2);
   });
 
+  it("while one isolate reads the table for the location, the others wait for it rather than read it too", async () => {
+    const b = newBroadcastId();
+    await live(b);
+    const { counted, read } = reader(b);
+    // The object is far away: its answer takes 100 ms.
+    const slow = async () => {
+      const table = await read();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      return table;
+    };
+    const location = cacheApiTables();
+    const [first, second] = [new RoutingCache(location), new RoutingCache(location)];
+    const now = Date.now();
+    const reading = first.get(b, slow, undefined, now);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    // The second isolate looks meanwhile: nothing yet, and the refresh is claimed.
+    expect(await second.get(b, slow, undefined, now + 20)).toBeUndefined();
+    await reading;
+    expect((await second.get(b, slow, undefined, now + 150))?.stages).toHaveLength(1);
+    expect(counted.reads).toBe(1);
+  });
+
   it("without the Cache API, each isolate reads for itself, as before", async () => {
     const b = newBroadcastId();
     await live(b);
