@@ -491,7 +491,6 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
   };
   const refused: Record<string, number> = {};
   let socketsRefused = 0;
-  let admitted = 0;
   let admittedArrivals = 0;
   let lastWaitingAdmittedAt = 0;
   let longestWait = 0;
@@ -543,7 +542,6 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
       const refusal = admit(shard);
       if (!refusal) {
         stage.viewers = shard.viewers;
-        admitted++;
         if (join.waiting) lastWaitingAdmittedAt = clock.now;
         longestWait = Math.max(longestWait, clock.now - join.arrivedAt);
         if (join.from === undefined) admittedArrivals++;
