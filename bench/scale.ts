@@ -89,10 +89,7 @@ export interface Outcome {
   socketsRefused: number;
   /** Seconds in which some shard took more requests than ADMISSIONS_PER_STAGE_PER_SECOND. */
   secondsAnyShardOver: number;
-  admitted: number;
   refused: Record<string, number>;
-  /** Seconds from the first join until the last join that had to wait for a stage was admitted. */
-  fitsAfterSeconds: number;
   /** The longest a join waited for its seat, in seconds. */
   longestWaitSeconds: number;
   stagesAtPeak: number;
@@ -166,7 +163,6 @@ interface Join {
   isolate: Isolate;
   /** Times it found the table on its way from another isolate's read. */
   coming: number;
-  location: number;
   arrivedAt: number;
   waiting: boolean;
   stale: boolean;
@@ -373,7 +369,6 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
       schedule(clock.now + rand() * WORLD.migrateWithinMs, {
         isolate: isolateIn(location),
         coming: 0,
-        location,
         arrivedAt: -1,
         waiting: false,
         stale: false,
@@ -491,8 +486,6 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
   };
   const refused: Record<string, number> = {};
   let socketsRefused = 0;
-  let admittedArrivals = 0;
-  let lastWaitingAdmittedAt = 0;
   let longestWait = 0;
   const buckets = new Map<number, Join[]>();
   const schedule = (at: number, join: Join) => {
@@ -542,9 +535,7 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
       const refusal = admit(shard);
       if (!refusal) {
         stage.viewers = shard.viewers;
-        if (join.waiting) lastWaitingAdmittedAt = clock.now;
         longestWait = Math.max(longestWait, clock.now - join.arrivedAt);
-        if (join.from === undefined) admittedArrivals++;
         if (join.from === undefined && rand() < WORLD.statsShare)
           schedule(clock.now + 1000, { ...join, from: "socket" });
         return;
@@ -590,7 +581,6 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
       schedule(clock.now, {
         isolate: isolateIn(location),
         coming: 0,
-        location,
         arrivedAt: clock.now,
         waiting: false,
         stale: false,
@@ -663,9 +653,7 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
       "shard:",
       settings.admissionRate === Infinity ? config.scaling.admissionRate : settings.admissionRate,
     ),
-    admitted: admittedArrivals,
     refused,
-    fitsAfterSeconds: Math.max(0, lastWaitingAdmittedAt - crowdStart) / 1000,
     longestWaitSeconds: longestWait / 1000,
     stagesAtPeak,
     stagesAfter: {
@@ -683,11 +671,11 @@ const fmt = (n: number) => n.toLocaleString("en");
 function row(o: Outcome): string {
   const refused = Object.values(o.refused).reduce((a, b) => a + b, 0);
   const after = `${o.stagesAfter.serving}${o.stagesAfter.draining ? ` + ${o.stagesAfter.draining} draining` : ""}`;
-  return `| ${o.scenario} | ${o.design} | ${fmt(o.peak.broadcast)} | ${fmt(o.peak.shard)} | ${o.secondsAnyShardOver} | ${o.peak.relay ? fmt(o.peak.relay) : "–"} | ${fmt(o.peak.broadcastSends)} | ${fmt(o.mostSocketsOnOneObject)} | ${fmt(refused)} | ${fmt(o.socketsRefused)} | ${o.longestWaitSeconds} | ${o.stagesAtPeak} | ${after} (${o.neededPlusOne}) |`;
+  return `| ${o.scenario} | ${o.design} | ${fmt(o.peak.broadcast)} | ${fmt(o.peak.shard)} | ${o.secondsAnyShardOver} | ${o.peak.relay ? fmt(o.peak.relay) : "–"} | ${fmt(o.peak.broadcastSends)} | ${o.peak.relaySends ? fmt(o.peak.relaySends) : "–"} | ${fmt(o.mostSocketsOnOneObject)} | ${fmt(refused)} | ${fmt(o.socketsRefused)} | ${o.longestWaitSeconds} | ${o.stagesAtPeak} | ${after} (${o.neededPlusOne}) |`;
 }
 
-const HEADER = `| scenario | design | Broadcast req/s | busiest shard req/s | seconds a shard was over 500/s | busiest relay req/s | Broadcast sends/s | most sockets on one object | joins refused | stats sockets refused | longest wait (s) | stages at peak | stages 5 min after (needed + 1) |
-| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`;
+const HEADER = `| scenario | design | Broadcast req/s | busiest shard req/s | seconds a shard was over 500/s | busiest relay req/s | Broadcast sends/s | busiest relay sends/s | most sockets on one object | joins refused | stats sockets refused | longest wait (s) | stages at peak | stages 5 min after (needed + 1) |
+| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`;
 
 /** Every scenario before and after, the announced million without each change in turn: the section of BENCHMARKS.md. */
 export async function scaleReport(log: (line: string) => void = console.log): Promise<string> {
@@ -719,7 +707,7 @@ simulated time through Fanout's own code — the scaling policy (\`decideScaling
 (\`chooseStage\`), the routing-table cache (\`RoutingCache\`, one per isolate, over a shared store per
 location, with its claim rule), the shard's seat and report rules (\`shard/admission.ts\`), the join
 loop's waits (\`join/waiting.ts\`), the push budget and the relay spread (\`broadcast/timing.ts\`), with
-the settings of \`wrangler.toml\` (stages of ${fmt(10_000)}, scale-up at 80 %, 500 admissions a second per
+the settings of \`wrangler.toml\` (stages of ${fmt(Number(deployedVars().STAGE_CAPACITY))}, scale-up at ${Number(deployedVars().SCALE_UP_AT) * 100} %, ${deployedVars().ADMISSIONS_PER_STAGE_PER_SECOND} admissions a second per
 shard). Around them it simulates the deployment, with these assumptions:
 
 - ${WORLD.locations} Cloudflare locations, the audience spread over them by a Zipf law; one isolate per

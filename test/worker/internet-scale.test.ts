@@ -4,7 +4,19 @@ import { relayName } from "../../worker/broadcast/channels.ts";
 import { cacheApiTables } from "../../worker/join/cached-table.ts";
 import { RoutingCache } from "../../worker/join/routing-cache.ts";
 import type { RoutingTable } from "../../worker/broadcast/contract.ts";
-import { accept, api, call, joinAs, live, newBroadcastId, socket, tick, waitFor, type Socket } from "./support.ts";
+import {
+  accept,
+  api,
+  call,
+  emulator,
+  joinAs,
+  live,
+  newBroadcastId,
+  socket,
+  tick,
+  waitFor,
+  type Socket,
+} from "./support.ts";
 
 /**
  * What keeps a million viewers off any one object (docs/design.md, "Internet scale"): the routing
@@ -16,22 +28,22 @@ import { accept, api, call, joinAs, live, newBroadcastId, socket, tick, waitFor,
 const end = (b: string) => call(api(b, "/broadcast/end"), { body: {} });
 
 describe("the routing table, per location", () => {
-  /** The object's table, counting the reads that reach it. */
-  function reader(b: string) {
+  /** A live broadcast, and its object's table read through a counter of the reads that reach it. */
+  async function liveReader() {
+    const b = newBroadcastId();
+    const grant = await live(b);
     const counted = { reads: 0 };
     const read = async (): Promise<RoutingTable> => {
       counted.reads++;
       return env.BROADCAST.getByName(b).routingTable();
     };
-    return { counted, read };
+    return { b, grant, counted, read };
   }
   const concurrently = (isolate: RoutingCache, b: string, read: () => Promise<RoutingTable>, n: number, now: number) =>
     Promise.all(Array.from({ length: n }, () => isolate.get(b, read, undefined, now)));
 
   it("is read from the Broadcast object once per location per interval, whatever the joins and isolates", async () => {
-    const b = newBroadcastId();
-    const grant = await live(b);
-    const { counted, read } = reader(b);
+    const { b, grant, counted, read } = await liveReader();
     const location = cacheApiTables();
     expect(location).toBeDefined();
     const isolates = Array.from({ length: 5 }, () => new RoutingCache(location));
@@ -50,9 +62,7 @@ describe("the routing table, per location", () => {
   });
 
   it("while one isolate reads the table for the location, the others wait for it rather than read it too", async () => {
-    const b = newBroadcastId();
-    await live(b);
-    const { counted, read } = reader(b);
+    const { b, counted, read } = await liveReader();
     // The object is far away: its answer takes 100 ms.
     const slow = async () => {
       const table = await read();
@@ -73,9 +83,7 @@ describe("the routing table, per location", () => {
   });
 
   it("without the Cache API, each isolate reads for itself, as before", async () => {
-    const b = newBroadcastId();
-    await live(b);
-    const { counted, read } = reader(b);
+    const { b, counted, read } = await liveReader();
     const isolates = Array.from({ length: 5 }, () => new RoutingCache(undefined));
     const now = Date.now();
     await Promise.all(isolates.map((isolate) => concurrently(isolate, b, read, 50, now)));
@@ -84,9 +92,7 @@ describe("the routing table, per location", () => {
   });
 
   it("a join that finds its copy out of date reads the object, not the location's copy", async () => {
-    const b = newBroadcastId();
-    await live(b);
-    const { counted, read } = reader(b);
+    const { b, counted, read } = await liveReader();
     const isolate = new RoutingCache(cacheApiTables());
     const now = Date.now();
     await isolate.get(b, read, undefined, now);
@@ -222,6 +228,25 @@ describe("the pool, sized by arrivals", () => {
     await waitFor(async () => expect((await stagesOf(b)).filter((s) => s.state === "ready")).toHaveLength(4));
     const events = await env.BROADCAST.getByName(b).events({ limit: 50 });
     expect(events.map((e) => e.type)).toContain("crowd_announced");
+    await end(b);
+  });
+
+  it("creates the stages it needs several at once, not one CreateStage round trip after another", async () => {
+    const b = newBroadcastId();
+    await live(b);
+    // Every CreateStage takes 1.5 s at IVS: one after another, no two would start in the same second.
+    await emulator.faults({ delays: [{ operation: "CreateStage", ms: 1_500 }] });
+    await fetch(`${env.IVS_ENDPOINT}/_emulator/metrics`, { method: "DELETE" });
+    try {
+      await call(api(b, "/crowd"), { body: { viewers: 9, withinSeconds: 60 } });
+      const metrics = (await (await fetch(`${env.IVS_ENDPOINT}/_emulator/metrics`)).json()) as {
+        operations: Record<string, { calls: number; peakPerSecond: number }>;
+      };
+      expect(metrics.operations.CreateStage!.calls).toBe(3);
+      expect(metrics.operations.CreateStage!.peakPerSecond).toBeGreaterThanOrEqual(2);
+    } finally {
+      await emulator.clearFaults();
+    }
     await end(b);
   });
 

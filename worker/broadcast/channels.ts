@@ -1,6 +1,6 @@
 import { isServing, type Stats } from "../../protocol/api.ts";
 import { BroadcasterClientMessage, CLOSE, type BroadcasterServerMessage } from "../../protocol/messages.ts";
-import { completeClose, sendJson } from "../sockets.ts";
+import { boundedMessage, completeClose, sendJson, type MessageWindow } from "../sockets.ts";
 import { MAX_PUSHES_PER_SECOND, STATS_PUSH_MS } from "./timing.ts";
 import type { Result } from "./contract.ts";
 
@@ -28,12 +28,7 @@ import type { Result } from "./contract.ts";
 
 /** `admin`: the operator's view; `viewer`: the public's; `none`: nothing until a ticket is redeemed. */
 export type Access = "admin" | "viewer" | "none";
-type Attachment = { access: Access; windowStart: number; messages: number };
-
-/** Where the pushes go: the relays holding stats sockets (by index), and whether a push is due to the shards. */
-export interface PushTargets {
-  relays(): number[];
-}
+type Attachment = MessageWindow & { access: Access };
 
 /** What the channels ask of the broadcast. */
 export interface BroadcasterActions {
@@ -42,10 +37,6 @@ export interface BroadcasterActions {
   redeemTicket(ticket: string): Promise<boolean>;
 }
 
-export const MAX_MESSAGE_BYTES = 4096;
-/** Messages a socket may send per window; a studio sends a handful a minute. */
-export const MAX_MESSAGES = 30;
-export const MESSAGE_WINDOW_MS = 10_000;
 /** A broadcaster socket opened without the admin key has this long to redeem its ticket. */
 const AUTH_TIMEOUT_MS = 10_000;
 
@@ -95,25 +86,10 @@ export class Channels {
   }
 
   async receive(ws: WebSocket, message: string | ArrayBuffer, actions: BroadcasterActions): Promise<void> {
-    const state = attachment(ws);
-    const size = typeof message === "string" ? message.length : message.byteLength;
-    if (size > MAX_MESSAGE_BYTES) return ws.close(CLOSE.TOO_BIG, `messages are at most ${MAX_MESSAGE_BYTES} bytes`);
-    const now = Date.now();
-    const fresh = now - state.windowStart >= MESSAGE_WINDOW_MS;
-    const counted = {
-      ...state,
-      windowStart: fresh ? now : state.windowStart,
-      messages: fresh ? 1 : state.messages + 1,
-    };
-    if (counted.messages > MAX_MESSAGES) return ws.close(CLOSE.TOO_MANY_MESSAGES, "too many messages");
-    ws.serializeAttachment(counted);
-    let data: unknown;
-    try {
-      data = JSON.parse(typeof message === "string" ? message : new TextDecoder().decode(message));
-    } catch (error) {
-      if (!(error instanceof SyntaxError)) throw error;
-      return this.#error(ws, "Messages must be JSON.");
-    }
+    const received = boundedMessage(ws, message, (text) => this.#error(ws, text));
+    if (!received) return;
+    const { data } = received;
+    const counted = attachment(ws);
     const parsed = BroadcasterClientMessage.safeParse(data);
     if (counted.access !== "admin") {
       if (!parsed.success || parsed.data.type !== "auth")

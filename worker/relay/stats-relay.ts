@@ -2,10 +2,9 @@ import { DurableObject } from "cloudflare:workers";
 import { publicStats, type Stats } from "../../protocol/api.ts";
 import { CLOSE, StatsClientMessage, type StatsServerMessage } from "../../protocol/messages.ts";
 import type { Access } from "../broadcast/channels.ts";
-import { MAX_MESSAGE_BYTES, MAX_MESSAGES, MESSAGE_WINDOW_MS } from "../broadcast/channels.ts";
 import { STATS_PUSH_MS } from "../broadcast/timing.ts";
 import { loadConfig, type Config } from "../config.ts";
-import { completeClose, sendJson } from "../sockets.ts";
+import { boundedMessage, completeClose, sendJson, type MessageWindow } from "../sockets.ts";
 import { migrate } from "../storage/migrations.ts";
 
 /**
@@ -26,7 +25,7 @@ import { migrate } from "../storage/migrations.ts";
  * message rate, the public stats unless a ticket (redeemed at the broadcast) makes it the operator's.
  */
 
-type Attachment = { access: Access; subscribed: boolean; windowStart: number; messages: number };
+type Attachment = MessageWindow & { access: Access; subscribed: boolean };
 
 /**
  * A relay's count reaches the broadcast at most this often (the first at a random moment within it,
@@ -43,15 +42,14 @@ const MIGRATIONS = [
 export class StatsRelay extends DurableObject<Env> {
   readonly #sql: SqlStorage;
   #config: Config | undefined;
-  /** The latest stats the broadcast pushed (or this relay asked for), and when. */
-  #latest: { at: number; stats: Stats } | undefined;
+  /** The latest stats the broadcast pushed (or this relay asked for). */
+  #latest: Stats | undefined;
   #asking: Promise<Stats> | undefined;
   /** Pacing of the fan-out: when the last one went, and the timer for a pending one. */
   #sentAt = 0;
   #pending: ReturnType<typeof setTimeout> | undefined;
+  /** Updates pushed to it since it started (tests). */
   #pushes = 0;
-  /** Messages sent in the current second (the bound the tests check). */
-  #sentThisSecond = { second: 0, messages: 0 };
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -101,25 +99,11 @@ export class StatsRelay extends DurableObject<Env> {
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    const state = attachment(ws);
-    const size = typeof message === "string" ? message.length : message.byteLength;
-    if (size > MAX_MESSAGE_BYTES) return ws.close(CLOSE.TOO_BIG, `messages are at most ${MAX_MESSAGE_BYTES} bytes`);
-    const now = Date.now();
-    const fresh = now - state.windowStart >= MESSAGE_WINDOW_MS;
-    const counted = {
-      ...state,
-      windowStart: fresh ? now : state.windowStart,
-      messages: fresh ? 1 : state.messages + 1,
-    };
-    if (counted.messages > MAX_MESSAGES) return ws.close(CLOSE.TOO_MANY_MESSAGES, "too many messages");
-    ws.serializeAttachment(counted);
-    let data: unknown;
-    try {
-      data = JSON.parse(typeof message === "string" ? message : new TextDecoder().decode(message));
-    } catch (error) {
-      if (!(error instanceof SyntaxError)) throw error;
-      return this.#error(ws, "Messages must be JSON.");
-    }
+    // The Broadcast object's rules (sockets.ts): bounded size and rate, JSON.
+    const received = boundedMessage(ws, message, (text) => this.#error(ws, text));
+    if (!received) return;
+    const { data } = received;
+    const counted = attachment(ws);
     const parsed = StatsClientMessage.safeParse(data);
     if (!parsed.success) return this.#error(ws, 'Send {"action":"subscribe","channel":"stats"}.');
     let access = counted.access;
@@ -161,7 +145,7 @@ export class StatsRelay extends DurableObject<Env> {
    */
   push(stats: Stats): void {
     this.#pushes++;
-    this.#latest = { at: Date.now(), stats };
+    this.#latest = stats;
     if (this.#pending) return;
     const subscribers = this.ctx.getWebSockets().length;
     const interval = Math.max(STATS_PUSH_MS, (1000 * subscribers) / this.#cfg.limits.statsMessagesPerSecond);
@@ -173,20 +157,15 @@ export class StatsRelay extends DurableObject<Env> {
     }, wait);
   }
 
-  /** How many sockets this relay holds, the updates pushed to it since it started, and the messages it sent this second. */
-  load(): { sockets: number; pushes: number; messagesThisSecond: number } {
-    const second = Math.floor(Date.now() / 1000);
-    return {
-      sockets: this.ctx.getWebSockets().length,
-      pushes: this.#pushes,
-      messagesThisSecond: this.#sentThisSecond.second === second ? this.#sentThisSecond.messages : 0,
-    };
+  /** How many sockets this relay holds, and the updates pushed to it since it started. */
+  load(): { sockets: number; pushes: number } {
+    return { sockets: this.ctx.getWebSockets().length, pushes: this.#pushes };
   }
 
   #fanOut(): void {
     if (!this.#latest) return;
     this.#sentAt = Date.now();
-    const stats = this.#latest.stats;
+    const stats = this.#latest;
     let open: ReturnType<typeof publicStats> | undefined;
     for (const ws of this.ctx.getWebSockets()) {
       const { subscribed, access } = attachment(ws);
@@ -198,15 +177,15 @@ export class StatsRelay extends DurableObject<Env> {
 
   /** The stats for a new subscriber: the last pushed, or asked of the broadcast once (one ask however many subscribe meanwhile). */
   async #current(): Promise<Stats> {
-    if (this.#latest) return this.#latest.stats;
+    if (this.#latest) return this.#latest;
     const self = this.#self();
     if (!self) throw new Error("relay has no broadcast");
     this.#asking ??= this.env.BROADCAST.getByName(self.broadcastId)
       .stats()
       .finally(() => (this.#asking = undefined));
     const stats = await this.#asking;
-    this.#latest ??= { at: Date.now(), stats };
-    return this.#latest.stats;
+    this.#latest ??= stats;
+    return this.#latest;
   }
 
   // ── the count, told to the broadcast ─────────────────────────────────────
@@ -233,9 +212,6 @@ export class StatsRelay extends DurableObject<Env> {
   }
 
   #send(ws: WebSocket, message: StatsServerMessage): void {
-    const second = Math.floor(Date.now() / 1000);
-    if (second !== this.#sentThisSecond.second) this.#sentThisSecond = { second, messages: 0 };
-    this.#sentThisSecond.messages++;
     sendJson(ws, message);
   }
 
