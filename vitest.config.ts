@@ -5,14 +5,21 @@ import { LOCAL_CREDENTIALS } from "./emulator/credentials.ts";
 import { TEST_ADMIN_KEY, TEST_EVENTS_KEY } from "./test/support/test-keys.ts";
 
 /**
- * The Worker inside workerd, against an emulator process of its own (global-setup.ts). Two
- * projects: self-signed tokens (test/worker/), and API tokens (test/worker/api-tokens/), where
- * every token is an IVS call that can fail.
+ * The Worker inside workerd, against an emulator process of its own (global-setup.ts). Three
+ * projects: self-signed tokens (test/worker/), API tokens (test/worker/api-tokens/), where
+ * every token is an IVS call that can fail, and stages spread over several shards
+ * (test/worker/shards/; the others have stages of 3 seats, one shard each).
  */
 type Inject = (key: "tokenPrivateKey" | "tokenKeyArn") => string;
 
-function workerProject(name: "worker" | "worker-api-tokens", tokens: (inject: Inject) => Record<string, string>) {
-  const apiTokens = name === "worker-api-tokens";
+const OWN_DIRECTORY = { "worker-api-tokens": "test/worker/api-tokens", "worker-shards": "test/worker/shards" };
+
+function workerProject(
+  name: "worker" | keyof typeof OWN_DIRECTORY,
+  tokens: (inject: Inject) => Record<string, string>,
+  bindings: Record<string, string> = {},
+) {
+  const own = name === "worker" ? undefined : OWN_DIRECTORY[name];
   return {
     plugins: [
       cloudflareTest(({ inject }) => ({
@@ -36,14 +43,18 @@ function workerProject(name: "worker" | "worker-api-tokens", tokens: (inject: In
             // Few enough that a test can reach the caps: 8 stats sockets over two relays of 4.
             SOCKETS_PER_BROADCAST: "8",
             STATS_SOCKETS_PER_RELAY: "4",
+            // The arrival rule's seat horizon buys stages ahead of a few joins a second on stages of
+            // 3: the tests of the pool count stages one at a time (the rule has unit tests and the scale simulation).
+            SCALE_ARRIVAL_SECONDS: "0",
+            ...bindings,
           },
         },
       })),
     ],
     test: {
       name,
-      include: apiTokens ? ["test/worker/api-tokens/**/*.test.ts"] : ["test/worker/**/*.test.ts"],
-      exclude: apiTokens ? [] : ["test/worker/api-tokens/**"],
+      include: own ? [`${own}/**/*.test.ts`] : ["test/worker/**/*.test.ts"],
+      exclude: own ? [] : Object.values(OWN_DIRECTORY).map((directory) => `${directory}/**`),
       globalSetup: ["test/worker/global-setup.ts"],
       // One emulator serves every file of a project, and fault injection is global to it: one file at a time.
       fileParallelism: false,
@@ -73,6 +84,12 @@ export default defineConfig({
       })),
       // No token key (empty overrides a local .dev.vars): every token is CreateParticipantToken.
       workerProject("worker-api-tokens", () => ({ TOKEN_PRIVATE_KEY: "", TOKEN_KEY_ARN: "" })),
+      // Stages of 10 seats over shards of 3 (3 + 3 + 2 + 2): what a stage of 10,000 over shards of 250 is.
+      workerProject(
+        "worker-shards",
+        (inject) => ({ TOKEN_PRIVATE_KEY: inject("tokenPrivateKey"), TOKEN_KEY_ARN: inject("tokenKeyArn") }),
+        { STAGE_CAPACITY: "10", SEATS_PER_SHARD: "3" },
+      ),
       {
         test: {
           name: "e2e",

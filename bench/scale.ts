@@ -2,13 +2,34 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 import type { RoutingTable } from "../worker/broadcast/contract.ts";
-import { MAX_PUSHES_PER_SECOND, RATE_FRESH_MS, relaysFor, STATS_PUSH_MS, TICK_MS } from "../worker/broadcast/timing.ts";
+import {
+  MAX_PUSHES_PER_SECOND,
+  RATE_FRESH_MS,
+  RELAY_FIRST_REPORT_WITHIN_MS,
+  RELAY_REPORT_MS,
+  relaysFor,
+  relaysToTry,
+  STATS_PUSH_MS,
+  TICK_MS,
+} from "../worker/broadcast/timing.ts";
 import { loadConfig } from "../worker/config.ts";
-import { chooseStage } from "../worker/join/choose-stage.ts";
-import { CAPACITY_REQUEST_MS, WAIT_FOR_CAPACITY_MS, WAITING_REFRESH_MS } from "../worker/join/waiting.ts";
+import { chooseShard, chooseStage, shardRefused } from "../worker/join/choose-stage.ts";
+import {
+  CAPACITY_ASK_AFTER_MS,
+  CAPACITY_REQUEST_MS,
+  WAIT_FOR_CAPACITY_MS,
+  WAITING_POLL_MS,
+} from "../worker/join/waiting.ts";
 import { COMING_RETRY_MS, COMING_TRIES, RoutingCache, type SharedTables } from "../worker/join/routing-cache.ts";
 import { decideScaling, type ScalingSettings, type StageLoad } from "../worker/scaling/policy.ts";
-import { reportAt, reportIsUrgent, seatFor } from "../worker/shard/admission.ts";
+import {
+  reportAt,
+  reportIsUrgent,
+  seatFor,
+  shardCapacity,
+  shardName,
+  shardsPerStage,
+} from "../worker/shard/admission.ts";
 import type { ShardState } from "../worker/shard/schema.ts";
 
 /**
@@ -53,14 +74,16 @@ export interface Design {
   locationCache: boolean;
   /** Stats sockets on relays; otherwise on the Broadcast object. */
   relays: boolean;
-  /** The pool sized by arrivals (ADMISSIONS_PER_STAGE_PER_SECOND) and the crowd-time stage choice. */
+  /** A stage's seats over shards of SEATS_PER_SHARD; otherwise one shard a stage. */
+  shards: boolean;
+  /** The pool sized by arrivals (ADMISSIONS_PER_SHARD_PER_SECOND, SCALE_ARRIVAL_SECONDS) and the crowd-time stage choice. */
   arrivals: boolean;
   /** The Broadcast object's pushes within MAX_PUSHES_PER_SECOND; otherwise to every target every 250 ms. */
   batched: boolean;
 }
 
-export const AFTER: Design = { locationCache: true, relays: true, arrivals: true, batched: true };
-export const BEFORE: Design = { locationCache: false, relays: false, arrivals: false, batched: false };
+export const AFTER: Design = { locationCache: true, relays: true, shards: true, arrivals: true, batched: true };
+export const BEFORE: Design = { locationCache: false, relays: false, shards: false, arrivals: false, batched: false };
 
 export interface Scenario {
   name: string;
@@ -87,7 +110,7 @@ export interface Outcome {
   mostSocketsOnOneObject: number;
   /** Stats sockets refused because every relay tried was full (429). */
   socketsRefused: number;
-  /** Seconds in which some shard took more requests than ADMISSIONS_PER_STAGE_PER_SECOND. */
+  /** Seconds in which some shard took more requests than ADMISSIONS_PER_SHARD_PER_SECOND. */
   secondsAnyShardOver: number;
   refused: Record<string, number>;
   /** The longest a join waited for its seat, in seconds. */
@@ -136,12 +159,20 @@ interface SimStage {
 }
 
 interface Shard {
+  /** Its object's name; `arn` is its stage's. */
+  name: string;
   arn: string;
+  index: number;
+  capacity: number;
   state: ShardState;
   viewers: number;
   admitted: number;
   reportedAt: number;
   reportDue?: number;
+  /** The head's: the other shards' last reports, and the stage's own report to the broadcast. */
+  parts?: Map<number, { viewers: number; joinRate: number; at: number }>;
+  stageReportDue?: number;
+  stageReportedAt?: number;
 }
 
 interface Relay {
@@ -164,7 +195,6 @@ interface Join {
   /** Times it found the table on its way from another isolate's read. */
   coming: number;
   arrivedAt: number;
-  waiting: boolean;
   stale: boolean;
   from?: string;
 }
@@ -206,8 +236,6 @@ interface Stored {
 }
 
 const BROADCAST = "broadcast";
-/** stats-relay.ts's report interval. */
-const RELAY_REPORT_MS = 10_000;
 
 /** The `[vars]` of wrangler.toml: the settings a deployment runs with (plain `NAME = "value"` lines). */
 function deployedVars(): Record<string, string> {
@@ -224,9 +252,12 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
     AWS_SECRET_ACCESS_KEY: "simulation",
     MAX_STAGES: String(WORLD.maxStages),
   });
+  // A stage's shards, and what it admits a second (each of its shards at ADMISSIONS_PER_SHARD_PER_SECOND).
+  const perStage = design.shards ? config.scaling.shardsPerStage : 1;
   const settings: ScalingSettings = {
     ...config.scaling,
-    admissionRate: design.arrivals ? config.scaling.admissionRate : Infinity,
+    admissionRate: design.arrivals ? config.scaling.admissionsPerShard * perStage : Infinity,
+    arrivalSeconds: design.arrivals ? config.scaling.arrivalSeconds : 0,
   };
   const { capacity, scaleUpAt } = settings;
   const { statsSocketsPerRelay, statsMessagesPerSecond, maxRelays } = config.limits;
@@ -258,6 +289,7 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
   // ── the broadcast, its stages and shards ────────────────────────────────
   const stages = new Map<string, SimStage>();
   const shards = new Map<string, Shard>();
+  const stageShards = new Map<string, Shard[]>();
   const relays = new Map<string, Relay>();
   let made = 0;
   const addStage = (role: "origin" | "edge", state: SimStage["state"]) => {
@@ -267,7 +299,19 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
   };
   const ready = (arn: string) => {
     stages.get(arn)!.state = "ready";
-    shards.set(arn, { arn, state: "ready", viewers: 0, admitted: 0, reportedAt: clock.now });
+    const list = Array.from({ length: perStage }, (_, index): Shard => ({
+      name: shardName(arn, index),
+      arn,
+      index,
+      capacity: shardCapacity(capacity, perStage, index),
+      state: "ready",
+      viewers: 0,
+      admitted: 0,
+      reportedAt: clock.now,
+      ...(index === 0 && { parts: new Map(), stageReportedAt: clock.now }),
+    }));
+    for (const shard of list) shards.set(shard.name, shard);
+    stageShards.set(arn, list);
     statsChanged();
   };
   const active = () => [...stages.values()].filter((s) => s.state !== "deleting");
@@ -285,10 +329,12 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
           viewers: s.viewers,
           capacity,
           joinRate: clock.now - s.loadReportedAt <= RATE_FRESH_MS ? s.joinRate : 0,
+          shards: perStage,
           endpoints: { events: "", whip: "" },
         })),
       canGrow: list.length < settings.maxStages,
       creating: list.filter((s) => s.state === "creating").length,
+      fullRelays: [...relays.values()].filter((r) => r.reported >= statsSocketsPerRelay).map((r) => Number(r.name)),
       statsRelays: relaysFor(
         {
           sockets: socketsOnRelays,
@@ -337,7 +383,7 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
     const decision = decideScaling(scaling(), settings);
     for (const arn of decision.revive) {
       stages.get(arn)!.state = "ready";
-      shards.get(arn)!.state = "ready";
+      toldStage(arn, "ready");
     }
     for (const arn of decision.drain) drain(arn);
     // As pool.ts's #createEdges: IVS_CONTROL_TPS requests in flight at most, each on its paced turn.
@@ -353,7 +399,7 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
     busyUntil = Math.max(clock.now, ...(decision.create ? lanes : []));
     for (const arn of decision.delete) {
       stages.get(arn)!.state = "deleting";
-      shards.get(arn)!.state = "closed";
+      toldStage(arn, "closed");
     }
     if (decision.create || decision.drain.length || decision.delete.length) statsChanged();
   };
@@ -361,20 +407,32 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
     const stage = stages.get(arn)!;
     stage.state = "draining";
     stage.drainingSince = clock.now;
-    const shard = shards.get(arn)!;
-    shard.state = "draining";
+    toldStage(arn, "draining");
     // Its viewers are told to move: each rejoins elsewhere within a few seconds, leaving this stage as it does.
-    for (let i = 0; i < shard.viewers; i++) {
+    const seated = stageShards.get(arn)!.reduce((n, shard) => n + shard.viewers, 0);
+    for (let i = 0; i < seated; i++) {
       const location = pickLocation();
       schedule(clock.now + rand() * WORLD.migrateWithinMs, {
         isolate: isolateIn(location),
         coming: 0,
         arrivedAt: -1,
-        waiting: false,
         stale: false,
         from: arn,
       });
     }
+  };
+  /** The broadcast tells a stage's head, which tells the stage's other shards (one request each). */
+  const toldStage = (arn: string, state: ShardState) => {
+    for (const shard of stageShards.get(arn)!) {
+      meter.add(`shard:${shard.name}`, clock.now);
+      shard.state = state;
+    }
+  };
+  const stageViewers = (head: Shard) => head.viewers + [...head.parts!.values()].reduce((n, p) => n + p.viewers, 0);
+  /** The stage's count changed at its head: reported to the broadcast at once across a threshold, else within a second. */
+  const stageChanged = (head: Shard, before: number, after: number) => {
+    const due = reportAt(reportIsUrgent(before, after, capacity, scaleUpAt), clock.now, head.stageReportedAt!);
+    head.stageReportDue = Math.min(head.stageReportDue ?? Infinity, due);
   };
   const reportLoad = (arn: string, viewers: number, joinRate: number) => {
     meter.add(BROADCAST, clock.now);
@@ -395,11 +453,8 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
   let sentThisSecond = 0;
   let socketsOnBroadcast = 0;
   let mostSockets = 0;
-  /** As the Broadcast object does: every relay new sockets may be on, and every relay that reported sockets. */
-  const relaysToPush = () => {
-    const spread = routingTable().statsRelays;
-    return [...relays.values()].filter((r) => Number(r.name) < spread || r.reported > 0);
-  };
+  /** As the Broadcast object does: the relays that reported sockets. */
+  const relaysToPush = () => [...relays.values()].filter((r) => r.reported > 0);
   const targetsNow = () =>
     (design.relays ? relaysToPush().length : 0) +
     active().filter((s) => s.state === "ready" || s.state === "draining").length;
@@ -424,7 +479,10 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
       lastAudience = audience;
       for (const s of stages.values())
         if (s.state === "ready" || s.state === "draining")
-          queue.set(s.arn, () => meter.add(`shard:${s.arn}`, clock.now));
+          // To the head, which passes it on to the stage's other shards.
+          queue.set(s.arn, () => {
+            for (const shard of stageShards.get(s.arn)!) meter.add(`shard:${shard.name}`, clock.now);
+          });
     }
     dispatch();
   };
@@ -462,17 +520,17 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
     }
     const table = (await join.isolate.cache.get(BROADCAST, read, undefined, clock.now)) ?? routingTable();
     const spread = Math.min(maxRelays, Math.max(1, table.statsRelays));
-    const first = Math.floor(rand() * spread);
-    for (let i = 0; i < Math.min(3, maxRelays); i++) {
-      const name = String((first + i) % maxRelays);
+    for (const index of relaysToTry(spread, table.fullRelays ?? [], 3, rand)) {
+      const name = String(index);
       let relay = relays.get(name);
       if (!relay) relays.set(name, (relay = { name, sockets: 0, reported: 0, sentAt: -1e9, pending: false }));
       meter.add(`relay:${name}`, clock.now);
       if (relay.sockets >= statsSocketsPerRelay) continue;
       relay.sockets++;
       mostSockets = Math.max(mostSockets, relay.sockets);
-      // The first socket at a random moment within the report interval, the others at most once an interval.
-      relay.reportDue ??= clock.now + (relay.sockets === 1 ? rand() : 1) * RELAY_REPORT_MS;
+      // The first socket soon (the broadcast pushes to the relays that reported), the others at most once an interval.
+      const wait = relay.sockets === 1 ? rand() * RELAY_FIRST_REPORT_WITHIN_MS : RELAY_REPORT_MS;
+      relay.reportDue = Math.min(relay.reportDue ?? Infinity, clock.now + wait);
       return;
     }
     socketsRefused++;
@@ -498,29 +556,36 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
     const isolates = locations[location]!;
     return isolates[Math.floor(rand() * isolates.length)]!;
   };
-  const admit = (shard: Shard) => {
-    meter.add(`shard:${shard.arn}`, clock.now);
-    const refusal = seatFor(shard.state, shard.viewers, capacity);
+  /** A seat on the shard; a viewer moving off a drained stage is not an arrival (stage-shard.ts). */
+  const admit = (shard: Shard, moving: boolean) => {
+    meter.add(`shard:${shard.name}`, clock.now);
+    const refusal = seatFor(shard.state, shard.viewers, shard.capacity);
     if (refusal) return refusal;
     changeViewers(shard, +1);
-    shard.admitted++;
+    if (!moving) shard.admitted++;
     return undefined;
   };
+  /** As stage-shard.ts: the head's own change is the stage's; another shard reports to the head. */
   const changeViewers = (shard: Shard, delta: number) => {
-    const before = shard.viewers;
+    if (shard.index === 0) {
+      const total = stageViewers(shard);
+      shard.viewers += delta;
+      stageChanged(shard, total, total + delta);
+      return;
+    }
     shard.viewers += delta;
-    const due = reportAt(reportIsUrgent(before, shard.viewers, capacity, scaleUpAt), clock.now, shard.reportedAt);
-    shard.reportDue = Math.min(shard.reportDue ?? Infinity, due);
+    // Within a second, urgent or not: the head tells what is urgent for the stage.
+    shard.reportDue = Math.min(shard.reportDue ?? Infinity, reportAt(false, clock.now, shard.reportedAt));
   };
 
   const attempt = async (join: Join): Promise<void> => {
     if (join.arrivedAt < 0) {
       // A viewer moving off a drained stage: it leaves there as it joins here.
       join.arrivedAt = clock.now;
-      const old = shards.get(join.from!);
-      if (old && old.viewers > 0) changeViewers(old, -1);
+      const old = stageShards.get(join.from!)?.find((shard) => shard.viewers > 0);
+      if (old) changeViewers(old, -1);
     }
-    const maxAge = join.stale ? 0 : join.waiting ? WAITING_REFRESH_MS : undefined;
+    const maxAge = join.stale ? 0 : undefined;
     const table = await join.isolate.cache.get(BROADCAST, read, join.coming >= COMING_TRIES ? 0 : maxAge, clock.now);
     if (!table) {
       // Another isolate of the location is reading it (cached-table.ts): look again shortly.
@@ -530,18 +595,23 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
     let candidates = table.stages.filter((s) => s.state === "ready");
     let stale = false;
     const rateLimit = settings.admissionRate;
-    for (let stage = chooseStage(candidates, rateLimit); stage; stage = chooseStage(candidates, rateLimit)) {
-      const shard = shards.get(stage.arn)!;
-      const refusal = admit(shard);
+    for (
+      let stage = chooseStage(candidates, rateLimit, rand);
+      stage;
+      stage = chooseStage(candidates, rateLimit, rand)
+    ) {
+      const index = chooseShard(stage, rand)!;
+      const refusal = admit(shards.get(shardName(stage.arn, index))!, join.from !== undefined);
       if (!refusal) {
-        stage.viewers = shard.viewers;
+        stage.viewers++;
         longestWait = Math.max(longestWait, clock.now - join.arrivedAt);
         if (join.from === undefined && rand() < WORLD.statsShare)
           schedule(clock.now + 1000, { ...join, from: "socket" });
         return;
       }
-      stage.viewers = stage.capacity;
-      candidates = candidates.filter((c) => c !== stage);
+      if (refusal === "full") shardRefused(stage, index);
+      else stage.viewers = stage.capacity;
+      if (stage.viewers >= stage.capacity) candidates = candidates.filter((c) => c !== stage);
       if (refusal === "closed") stale = true;
     }
     if (stale && maxAge !== 0) return attempt({ ...join, stale: true });
@@ -549,7 +619,11 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
       refused["503 STAGE_FULL: no more stages"] = (refused["503 STAGE_FULL: no more stages"] ?? 0) + 1;
       return;
     }
-    if (table.creating === 0 && clock.now - join.isolate.capacityAskedAt >= CAPACITY_REQUEST_MS) {
+    if (
+      table.creating === 0 &&
+      clock.now - join.arrivedAt >= CAPACITY_ASK_AFTER_MS &&
+      clock.now - join.isolate.capacityAskedAt >= CAPACITY_REQUEST_MS
+    ) {
       join.isolate.capacityAskedAt = clock.now;
       if (await join.isolate.cache.claim(`capacity/${BROADCAST}`, clock.now, CAPACITY_REQUEST_MS)) {
         meter.add(BROADCAST, clock.now);
@@ -561,7 +635,7 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
       refused["503 STAGE_FULL after waiting"] = (refused["503 STAGE_FULL after waiting"] ?? 0) + 1;
       return;
     }
-    schedule(clock.now + WAITING_REFRESH_MS, { ...join, waiting: true, stale: false });
+    schedule(clock.now + WAITING_POLL_MS, { ...join, stale: false });
   };
 
   // ── the clock ───────────────────────────────────────────────────────────
@@ -582,7 +656,6 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
         isolate: isolateIn(location),
         coming: 0,
         arrivedAt: clock.now,
-        waiting: false,
         stale: false,
       });
     }
@@ -601,15 +674,30 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
       evaluationQueued = false;
       evaluate();
     }
-    // Shard load reports.
-    for (const shard of shards.values())
-      if (shard.reportDue !== undefined && shard.reportDue <= clock.now && shard.state !== "closed") {
+    // Load reports: a shard's to its stage's head, a head's (the stage's) to the broadcast.
+    for (const shard of shards.values()) {
+      if (shard.state === "closed") continue;
+      if (shard.reportDue !== undefined && shard.reportDue <= clock.now) {
         const joinRate = shard.admitted / Math.max(1, (clock.now - shard.reportedAt) / 1000);
         shard.admitted = 0;
         shard.reportedAt = clock.now;
         shard.reportDue = undefined;
-        reportLoad(shard.arn, shard.viewers, joinRate);
+        const head = stageShards.get(shard.arn)![0]!;
+        meter.add(`shard:${head.name}`, clock.now);
+        const before = stageViewers(head);
+        head.parts!.set(shard.index, { viewers: shard.viewers, joinRate, at: clock.now });
+        stageChanged(head, before, stageViewers(head));
       }
+      if (shard.stageReportDue !== undefined && shard.stageReportDue <= clock.now) {
+        const since = shard.stageReportedAt!;
+        let joinRate = shard.admitted / Math.max(1, (clock.now - since) / 1000);
+        for (const part of shard.parts!.values()) if (clock.now - part.at <= RATE_FRESH_MS) joinRate += part.joinRate;
+        shard.admitted = 0;
+        shard.stageReportedAt = clock.now;
+        shard.stageReportDue = undefined;
+        reportLoad(shard.arn, stageViewers(shard), joinRate);
+      }
+    }
     // Relay reports and fan-outs.
     for (const relay of relays.values()) {
       if (relay.reportDue !== undefined && relay.reportDue <= clock.now) {
@@ -649,10 +737,7 @@ export async function simulate(scenario: Scenario, design: Design, designName: s
     ),
     mostSocketsOnOneObject: mostSockets,
     socketsRefused,
-    secondsAnyShardOver: meter.secondsOver(
-      "shard:",
-      settings.admissionRate === Infinity ? config.scaling.admissionRate : settings.admissionRate,
-    ),
+    secondsAnyShardOver: meter.secondsOver("shard:", config.scaling.admissionsPerShard),
     refused,
     longestWaitSeconds: longestWait / 1000,
     stagesAtPeak,
@@ -689,13 +774,17 @@ export async function scaleReport(log: (line: string) => void = console.log): Pr
       outcomes.push(await simulate(scenario, design, name));
       log(`${scenario.name}, ${name}: ${((performance.now() - started) / 1000).toFixed(1)} s`);
     }
-  const million = SCENARIOS.find((s) => s.announcedSeconds)!;
+  const million = SCENARIOS.find((s) => s.viewers === 1_000_000 && !s.announcedSeconds)!;
   const ablations: Outcome[] = [];
-  for (const change of ["locationCache", "relays", "arrivals", "batched"] as const) {
+  for (const change of Object.keys(CHANGES) as (keyof typeof CHANGES)[]) {
     ablations.push(await simulate(million, { ...AFTER, [change]: false }, `after, without ${CHANGES[change]}`));
     log(`${million.name}, without ${change}: done`);
   }
-  const announced = outcomes.find((o) => o.scenario === million.name && o.design === "after")!;
+  const unannounced = outcomes.find((o) => o.scenario === million.name && o.design === "after")!;
+  const announced = outcomes.find(
+    (o) => o.scenario.startsWith("1,000,000") && o !== unannounced && o.design === "after",
+  )!;
+  const busiest = (o: Outcome) => Math.max(o.peak.broadcast, o.peak.shard, o.peak.relay);
   const refusals = (o: Outcome) =>
     Object.entries(o.refused)
       .map(([reason, n]) => `${fmt(n)} × ${reason}`)
@@ -707,8 +796,9 @@ simulated time through Fanout's own code — the scaling policy (\`decideScaling
 (\`chooseStage\`), the routing-table cache (\`RoutingCache\`, one per isolate, over a shared store per
 location, with its claim rule), the shard's seat and report rules (\`shard/admission.ts\`), the join
 loop's waits (\`join/waiting.ts\`), the push budget and the relay spread (\`broadcast/timing.ts\`), with
-the settings of \`wrangler.toml\` (stages of ${fmt(Number(deployedVars().STAGE_CAPACITY))}, scale-up at ${Number(deployedVars().SCALE_UP_AT) * 100} %, ${deployedVars().ADMISSIONS_PER_STAGE_PER_SECOND} admissions a second per
-shard). Around them it simulates the deployment, with these assumptions:
+the settings of \`wrangler.toml\` (stages of ${fmt(Number(deployedVars().STAGE_CAPACITY))} over shards of ${deployedVars().SEATS_PER_SHARD} seats, scale-up at ${Number(deployedVars().SCALE_UP_AT) * 100} %,
+${deployedVars().ADMISSIONS_PER_SHARD_PER_SECOND} admissions a second per shard, ${deployedVars().SCALE_ARRIVAL_SECONDS} s of arrivals seated ahead). Around them it simulates the
+deployment, with these assumptions:
 
 - ${WORLD.locations} Cloudflare locations, the audience spread over them by a Zipf law; one isolate per
   ${WORLD.joinsPerIsolate} joins a second in a location (about ${fmt(Math.ceil(1_000_000 / 60 / WORLD.joinsPerIsolate))} isolates for a million in a minute).
@@ -724,16 +814,19 @@ shard). Around them it simulates the deployment, with these assumptions:
 
 It counts every request each object receives and every message it sends, per simulated second.
 "Before" is the design before issue 13: tables cached per isolate only, stats sockets on the Broadcast
-object, the pool sized by the audience alone, pushes to every target every 250 ms. "After" has all four
-changes. The announced scenario is the operator calling \`POST /crowd\` two minutes ahead (before has no such call).
+object, one shard a stage, the pool sized by the audience alone, pushes to every target every 250 ms.
+"After" has every change. The announced scenario is the operator calling \`POST /crowd\` two minutes
+ahead (before has no such call). A shard's requests are joins, refusals, the head's reports from the
+other shards and the broadcast's pushes passed on; the Broadcast object's are table reads, load and
+relay reports and capacity requests.
 
 ${HEADER}
 ${outcomes.map(row).join("\n")}
 
-Each change, shown by taking it away from the announced million:
+Each change, shown by taking it away from the million at full speed from its first second (unannounced):
 
 ${HEADER}
-${[announced, ...ablations].map(row).join("\n")}
+${[unannounced, ...ablations].map(row).join("\n")}
 
 Where the Broadcast object's requests come from (each kind at its busiest second), after:
 ${outcomes
@@ -753,21 +846,22 @@ Refusals: ${
       .join("; ") || "none"
   }.
 
-**Reading it.** A million viewers announced two minutes ahead meet a pool already sized for them: no
-object takes more than ${fmt(Math.max(announced.peak.broadcast, announced.peak.shard, announced.peak.relay))} requests a second, no join waits
-more than ${announced.longestWaitSeconds} s or is refused, and five minutes after the crowd the pool is ${announced.stagesAfter.serving} stages for an audience that needs
-${announced.neededPlusOne - 1} plus one spare. Unannounced, a crowd that arrives at full speed from its first second (16,667 joins a second
-onto one stage) overloads the first stages' shards until the pool catches up: stages are created four
-a second at most (IVS's account rate), and no rule can make one stage's shard refuse a crowd it is
-the only way in for without refusing joins. The policy's arrival rule still grows the pool as fast
-as IVS allows and leaves it at the audience's need afterwards; an operator expecting a crowd of that
-size announces it.
+**Reading it.** A million viewers arriving at full speed from their first second (16,667 joins a
+second, nobody warned) are seated with no object above ${fmt(busiest(unannounced))} requests a second and ${
+    Object.keys(unannounced.refused).length ? refusals(unannounced) + " refused" : "no join refused"
+  }: the first stage's ${shardsPerStage(Number(deployedVars().STAGE_CAPACITY), Number(deployedVars().SEATS_PER_SHARD))} shards take its seats at most each, the joins beyond wait
+in the Worker (${unannounced.longestWaitSeconds} s at most) while stages are created as fast as IVS allows, and five minutes later the
+pool is ${unannounced.stagesAfter.serving} stages for an audience that needs ${unannounced.neededPlusOne - 1} plus one spare. Announced two minutes ahead, the pool is
+ready before the crowd: no join waits more than ${announced.longestWaitSeconds} s and no object takes more than ${fmt(busiest(announced))} requests a second.
+Without shards per stage the first stages' single shards take thousands a second; without the
+arrival rule stages come one at a time behind the crowd and joins give up waiting.
 `;
 }
 
 const CHANGES = {
   locationCache: "the per-location table",
   relays: "relays",
-  arrivals: "the arrival rule and the announcement",
+  shards: "shards per stage",
+  arrivals: "the arrival rule",
   batched: "the push budget",
 } as const;

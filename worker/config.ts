@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { STAGE_ARN_PATTERN } from "../protocol/ids.ts";
 import type { ScalingSettings } from "./scaling/policy.ts";
+import { shardsPerStage } from "./shard/admission.ts";
 
 /**
  * The Worker's configuration, read from `[vars]` and secrets (README.md, "Configuration").
@@ -64,8 +65,15 @@ const Schema = z.object({
   STAGE_WARMUP_SECONDS: seconds(300),
   DRAIN_TIMEOUT_SECONDS: seconds(300),
   SCALE_LEAD_SECONDS: seconds(10),
-  /** Admissions a second one stage's shard should take at most; the pool grows to keep each under it during a crowd. */
-  ADMISSIONS_PER_STAGE_PER_SECOND: positiveInt(500),
+  /** While viewers arrive, the stages with room hold this many seconds of them (scaling/policy.ts, "Arrivals too"). */
+  SCALE_ARRIVAL_SECONDS: z.coerce.number().min(0).max(60).default(3),
+  /**
+   * A stage's viewers are spread over shards (StageShard objects) of at most this many seats: a crowd
+   * meets as many objects as the stage has shards, from its first second (shard/admission.ts).
+   */
+  SEATS_PER_SHARD: positiveInt(250),
+  /** Admissions a second one shard should take at most; the pool grows to keep each under it during a crowd. */
+  ADMISSIONS_PER_SHARD_PER_SECOND: positiveInt(500),
   HEARTBEAT_INTERVAL_SECONDS: positiveInt(30),
   VIEWER_TTL_SECONDS: positiveInt(60),
   REPLICA_RECONNECT_WINDOW_SECONDS: z.coerce.number().int().min(0).max(300).default(60),
@@ -124,7 +132,12 @@ export interface Config {
   deployment: string;
   /** An existing stage to use as every broadcast's origin instead of creating one. */
   masterStageArn?: string;
-  scaling: ScalingSettings;
+  scaling: ScalingSettings & {
+    /** Shards (StageShard objects) a new stage's seats are spread over (SEATS_PER_SHARD). */
+    shardsPerStage: number;
+    /** Admissions a second one shard should take at most; `admissionRate` is a stage's: this times its shards. */
+    admissionsPerShard: number;
+  };
   presence: { heartbeatIntervalMs: number; viewerTtlMs: number };
   replicaReconnectWindowSeconds: number;
   publisherIdleEndMs: number;
@@ -198,7 +211,11 @@ export function loadConfig(env: object): Config {
       // heartbeat since the drain began, and so was told where to go (HTTP-only clients hear it no other way).
       drainTimeoutMs: Math.max(v.DRAIN_TIMEOUT_SECONDS, v.VIEWER_TTL_SECONDS) * 1000,
       leadSeconds: v.SCALE_LEAD_SECONDS,
-      admissionRate: v.ADMISSIONS_PER_STAGE_PER_SECOND,
+      arrivalSeconds: v.SCALE_ARRIVAL_SECONDS,
+      shardsPerStage: shardsPerStage(v.STAGE_CAPACITY, v.SEATS_PER_SHARD),
+      admissionsPerShard: v.ADMISSIONS_PER_SHARD_PER_SECOND,
+      // What one stage admits a second: every one of its shards at its rate.
+      admissionRate: v.ADMISSIONS_PER_SHARD_PER_SECOND * shardsPerStage(v.STAGE_CAPACITY, v.SEATS_PER_SHARD),
     },
     presence: { heartbeatIntervalMs: v.HEARTBEAT_INTERVAL_SECONDS * 1000, viewerTtlMs: v.VIEWER_TTL_SECONDS * 1000 },
     replicaReconnectWindowSeconds: v.REPLICA_RECONNECT_WINDOW_SECONDS,

@@ -14,6 +14,8 @@ import { deployment, health } from "./http/deployment.ts";
 import { ivsEvents } from "./http/ivs-events.ts";
 import { cachedRoutingTable } from "./join/cached-table.ts";
 import { relayName } from "./broadcast/channels.ts";
+import { relaysToTry } from "./broadcast/timing.ts";
+import { viewerShard } from "./shard/route.ts";
 
 export { AccountBudget } from "./account/budget.ts";
 export { Broadcast } from "./broadcast/broadcast.ts";
@@ -123,14 +125,14 @@ async function broadcastSocket(c: Context<{ Bindings: Env }>): Promise<Response>
   return response;
 }
 
-/** Relays tried for one stats socket before it is refused: the one its hash names, then the next ones. */
+/** Relays tried for one stats socket before it is refused. */
 const RELAY_TRIES = 3;
 
 /**
  * A stats socket goes to one of the broadcast's relays (relay/stats-relay.ts): a random one of
- * those the routing table names (random: a hash of nothing the client chooses, so no one piles
- * sockets onto one relay), the next ones when it is full. The table names more relays as their
- * sockets add up; a relay is created by its first socket.
+ * those the routing table names (random: nothing the client chooses, so no one piles sockets onto
+ * one relay), not one reported full, another random one when it is full. The table names more
+ * relays as their sockets add up; a relay is created by its first socket.
  */
 async function statsSocket(
   c: Context<{ Bindings: Env }>,
@@ -141,9 +143,7 @@ async function statsSocket(
   const { maxRelays } = config.limits;
   const table = await cachedRoutingTable(c.env, broadcastId);
   const spread = Math.min(maxRelays, Math.max(1, table.statsRelays ?? 1));
-  const first = crypto.getRandomValues(new Uint32Array(1))[0]! % spread;
-  for (let i = 0; i < Math.min(RELAY_TRIES, maxRelays); i++) {
-    const index = (first + i) % maxRelays;
+  for (const index of relaysToTry(spread, table.fullRelays ?? [], RELAY_TRIES)) {
     headers.set("x-fanout-relay", relayName(broadcastId, index));
     const relay = c.env.STATS_RELAY.getByName(relayName(broadcastId, index));
     const response = await relay.fetch(new Request(c.req.raw, { headers }));
@@ -165,9 +165,9 @@ async function viewerSocket(c: Context<{ Bindings: Env }>): Promise<Response> {
   const { broadcastId } = await openingSocket(c);
   const stageArn = c.req.query("stageArn") ?? "";
   const table = await cachedRoutingTable(c.env, broadcastId);
-  if (!table.stages.some((s) => s.arn === stageArn))
-    throw new ApiError("NOT_FOUND", 404, "That stage is not part of this broadcast.");
-  const response = await c.env.STAGE_SHARD.getByName(stageArn).fetch(c.req.raw);
+  const stage = table.stages.find((s) => s.arn === stageArn);
+  if (!stage) throw new ApiError("NOT_FOUND", 404, "That stage is not part of this broadcast.");
+  const response = await viewerShard(c.env, stage, c.req.query("participantId") ?? "").fetch(c.req.raw);
   if (response.status === 404)
     throw new ApiError("NOT_FOUND", 404, "This participant was not admitted to that stage; ask for a token first.");
   return response;

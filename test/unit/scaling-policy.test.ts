@@ -12,6 +12,7 @@ const settings: ScalingSettings = {
   drainTimeoutMs: 600_000,
   leadSeconds: 10,
   admissionRate: Infinity,
+  arrivalSeconds: 0,
 };
 const NOW = 10_000_000;
 const old = NOW - 3_600_000;
@@ -160,6 +161,30 @@ describe("the scaling policy", () => {
     expect(decide(full, { admissionRate: 100, maxStages: 10 }).create).toBe(2);
   });
 
+  it("while a crowd arrives, the stages with room hold arrivalSeconds of it: stages come as fast as it fills them", () => {
+    // 16,000 joins a second on stages of 10,000 whose shards together take 20,000 a second: the rate
+    // alone wants 1 stage sharing it, but one fills in under a second. Three seconds of it is 48,000
+    // seats: 6 stages below the threshold (8,000 each), besides the full origin.
+    const crowd = [origin(10_000, { joinRate: 16_000 })];
+    const s = { capacity: 10_000, admissionRate: 20_000, maxStages: 100 };
+    expect(decide(crowd, { ...s, arrivalSeconds: 3 }).create).toBe(6);
+    // Without it, one spare stage ahead of the audience: it would fill before the next came.
+    expect(decide(crowd, { ...s, arrivalSeconds: 0 }).create).toBe(2);
+    // Over when it is in: back to needed plus one, one young stage at a time (next test).
+  });
+
+  it("a stage bought for a crowd is not drained before leadSeconds: every stage full, the measured arrivals drop to nothing mid-crowd", () => {
+    const justMade = NOW - 2_000;
+    const pool = [
+      origin(100),
+      stage("a", 100, { createdAt: justMade }),
+      ...["b", "c", "d"].map((arn) => stage(arn, 0, { createdAt: justMade })),
+    ];
+    expect(decide(pool, { admissionRate: 100 }).drain).toEqual([]);
+    const later = pool.map((x) => (x.arn === "origin" ? x : { ...x, createdAt: NOW - 11_000 }));
+    expect(decide(later, { admissionRate: 100 }).drain).toEqual(["b"]);
+  });
+
   it("brings the pool back to needed plus one once the crowd is in, one young stage at a time", () => {
     const young = NOW - 30_000;
     const after = [
@@ -197,6 +222,7 @@ describe("the scaling policy", () => {
           const arriving = loads.reduce((sum, l) => sum + l.joinRate, 0);
           const needed = Math.max(1, Math.ceil(audience / (capacity * s.scaleUpAt)));
           const sharing = Math.ceil(arriving / (admissionRate * s.scaleUpAt));
+          // (arrivalSeconds is 0 here: its seats are the next test's.)
           const atThreshold = loads.filter((l) => l.viewers >= capacity * s.scaleUpAt).length;
           expect(stages.length + d.create + d.revive.length - d.drain.length).toBeLessThanOrEqual(
             Math.max(stages.length, needed + 1, atThreshold + sharing),

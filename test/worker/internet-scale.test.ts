@@ -209,7 +209,7 @@ describe("the pool, sized by arrivals", () => {
     return stages.length;
   }
 
-  it("adds stages when a shard's admission rate passes the limit (ADMISSIONS_PER_STAGE_PER_SECOND), beyond what the audience needs", async () => {
+  it("adds stages when a shard's admission rate passes the limit (ADMISSIONS_PER_SHARD_PER_SECOND), beyond what the audience needs", async () => {
     // 300 a second: under 80 % of 500. One viewer needs one stage; the lead asks for the one spare.
     expect(await arriving(300)).toBe(2);
     // 1,000 a second: three stages share the crowd at 333 each.

@@ -102,6 +102,9 @@ describe("schema migrations", () => {
         admitted: 3,
         dirty: 1,
         reported_at: 1_700_000_000_000,
+        // A shard from before shards per stage is its stage's only one.
+        idx: 0,
+        shards: 1,
       });
     });
   });

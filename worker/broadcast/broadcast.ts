@@ -169,10 +169,9 @@ export class Broadcast extends DurableObject<Env> {
     this.#registry.relayLoad(input.index, input.sockets, Date.now());
   }
 
-  /** The relays new sockets are spread over (they may hold sockets not reported yet), and every relay that reported some. */
+  /** The relays that told the broadcast they hold sockets (a relay reports its first socket at once). */
   #relaysToPush(): number[] {
-    const spread = Array.from({ length: this.#views.statsRelays() }, (_, i) => i);
-    return [...new Set([...spread, ...this.#registry.relays().map((r) => r.index)])];
+    return this.#registry.relays().map((r) => r.index);
   }
 
   /** A ticket presented on a relay's socket: single use, like one presented here. */
@@ -274,7 +273,8 @@ export class Broadcast extends DurableObject<Env> {
   }
 
   /** Whether `arn` was one of this broadcast's stages and has been deleted lately. */
-  hadStage(arn: string): boolean {
+  /** Whether `arn` was one of this broadcast's stages lately: its shard count, 0 if not. */
+  hadStage(arn: string): number {
     return this.#registry.hadStage(arn);
   }
 

@@ -16,8 +16,12 @@ export interface RoutingStage {
   role: Stage["role"];
   viewers: number;
   capacity: number;
-  /** Admissions a second its shard reported lately (0 when it has not reported for a while). */
+  /** Admissions a second its shards reported lately, together (0 when it has not reported for a while). */
   joinRate: number;
+  /** The shards its seats are spread over (shard/admission.ts): a viewer's is `shardOf(participantId, shards)`. */
+  shards: number;
+  /** Shards that refused a join since this isolate read the table (join.ts; never sent by the broadcast). */
+  refusedShards?: number[];
   endpoints: { events: string; whip: string };
 }
 
@@ -30,6 +34,8 @@ export interface RoutingTable {
   creating: number;
   /** How many stats relays new `/ws` sockets spread over (relay/stats-relay.ts). */
   statsRelays: number;
+  /** Relays that reported as many sockets as they take: new sockets go to the others. */
+  fullRelays?: number[];
   /** While IVS refuses new stages (quota, throttling): when to come back, for a full broadcast's 503. */
   growBlockedForSeconds?: number;
 }

@@ -344,8 +344,14 @@ export class StagePool {
       events_url: stage.endpoints?.events ?? "",
       whip_url: stage.endpoints?.whip ?? "",
       created_at: Date.now(),
+      shards: this.#c.config.scaling.shardsPerStage,
     });
-    await env.STAGE_SHARD.getByName(stage.arn).init({ broadcastId: this.#c.id, stageArn: stage.arn, live: false });
+    await env.STAGE_SHARD.getByName(stage.arn).init({
+      broadcastId: this.#c.id,
+      stageArn: stage.arn,
+      live: false,
+      shards: this.#c.config.scaling.shardsPerStage,
+    });
     registry.event("stage_created", { stageArn: stage.arn, role: "origin", master: true });
     return registry.stage(stage.arn)!;
   }
@@ -506,6 +512,7 @@ export class StagePool {
       events_url: created.endpoints?.events ?? "",
       whip_url: created.endpoints?.whip ?? "",
       created_at: createdAt,
+      shards: this.#c.config.scaling.shardsPerStage,
     });
     if (role === "edge" && feed === "replica")
       registry.updateStage(created.arn, { replication: "pending", replication_next_at: Date.now() });
@@ -513,6 +520,7 @@ export class StagePool {
       broadcastId: this.#c.id,
       stageArn: created.arn,
       live: registry.publisherLive(),
+      shards: this.#c.config.scaling.shardsPerStage,
     });
     registry.event("stage_created", { stageArn: created.arn, role, feed });
     const row = registry.stage(created.arn)!;

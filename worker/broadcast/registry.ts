@@ -109,6 +109,9 @@ export const MIGRATIONS = [
   `ALTER TABLE broadcast ADD COLUMN crowd_rate REAL NOT NULL DEFAULT 0;
    ALTER TABLE broadcast ADD COLUMN crowd_viewers INTEGER NOT NULL DEFAULT 0;
    ALTER TABLE broadcast ADD COLUMN crowd_until INTEGER NOT NULL DEFAULT 0;`,
+  // 10: the shards a stage's seats are spread over (shard/admission.ts), kept with the stages it had too.
+  `ALTER TABLE stages ADD COLUMN shards INTEGER NOT NULL DEFAULT 1;
+   ALTER TABLE past_stages ADD COLUMN shards INTEGER NOT NULL DEFAULT 1;`,
 ];
 
 /** How long a deleted stage is remembered, and an applied IVS event's id kept (EventBridge retries for hours). */
@@ -169,6 +172,8 @@ export type StageRow = {
   delete_error: string | null;
   /** 1 for a stage IVS had with this broadcast's tags that Fanout had not registered: adopted to be deleted. */
   orphan: number;
+  /** The shards its seats are spread over (shard/admission.ts). */
+  shards: number;
 };
 
 export type PublisherRow = {
@@ -253,10 +258,10 @@ export class Registry {
 
   insertStage(
     row: Pick<StageRow, "arn" | "role" | "state" | "feed" | "owned" | "events_url" | "whip_url" | "created_at"> &
-      Partial<Pick<StageRow, "placeholder" | "orphan">>,
+      Partial<Pick<StageRow, "placeholder" | "orphan" | "shards">>,
   ): void {
     this.#sql.exec(
-      `INSERT INTO stages (arn, role, state, feed, owned, placeholder, orphan, events_url, whip_url, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO stages (arn, role, state, feed, owned, placeholder, orphan, events_url, whip_url, created_at, shards) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       row.arn,
       row.role,
       row.state,
@@ -267,6 +272,7 @@ export class Registry {
       row.events_url,
       row.whip_url,
       row.created_at,
+      row.shards ?? 1,
     );
     this.#stages = undefined;
   }
@@ -288,13 +294,20 @@ export class Registry {
     this.#stages = undefined;
     if (!row || row.placeholder === 1) return;
     const now = Date.now();
-    this.#sql.exec("INSERT OR REPLACE INTO past_stages (arn, removed_at) VALUES (?, ?)", arn, now);
+    this.#sql.exec(
+      "INSERT OR REPLACE INTO past_stages (arn, removed_at, shards) VALUES (?, ?, ?)",
+      arn,
+      now,
+      row.shards,
+    );
     this.#sql.exec("DELETE FROM past_stages WHERE removed_at < ?", now - PAST_MS);
   }
 
-  /** Whether `arn` was one of this broadcast's stages lately (and is no more). */
-  hadStage(arn: string): boolean {
-    return this.#sql.exec("SELECT 1 FROM past_stages WHERE arn = ?", arn).toArray().length > 0;
+  /** Whether `arn` was one of this broadcast's stages lately (and is no more): its shard count, 0 if not. */
+  hadStage(arn: string): number {
+    return (
+      this.#sql.exec<{ shards: number }>("SELECT shards FROM past_stages WHERE arn = ?", arn).toArray()[0]?.shards ?? 0
+    );
   }
 
   // ── the stats relays ──────────────────────────────────────────────────────

@@ -46,10 +46,15 @@ export class Views {
           viewers: s.viewers,
           capacity: config.scaling.capacity,
           joinRate: now - s.load_reported_at <= RATE_FRESH_MS ? s.join_rate : 0,
+          shards: s.shards,
           endpoints: { events: s.events_url, whip: s.whip_url },
         })),
       canGrow: status === "live" && active.length < config.scaling.maxStages,
       statsRelays: this.statsRelays(),
+      fullRelays: registry
+        .relays()
+        .filter((r) => r.sockets >= config.limits.statsSocketsPerRelay)
+        .map((r) => r.index),
       creating: active.filter((s) => s.state === "creating").length,
     };
   }

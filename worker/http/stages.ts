@@ -70,7 +70,7 @@ stages.openapi(
     path: "/crowd",
     summary: "Announces a crowd: the pool is made ready for its arrival rate from now until it is due to be in",
     description:
-      "A crowd that arrives at full speed (a million viewers in a minute is 16,000 joins a second from the first second) would meet one stage while the others are created, four a second at most. Announced, it finds stages enough that no stage's shard admits more than ADMISSIONS_PER_STAGE_PER_SECOND. The stages it did not need are drained once it is due to be in. Announcing again replaces the announcement; viewers 1 and withinSeconds 1 with startsInSeconds 0 withdraws it in a second.",
+      "A crowd that arrives at full speed (a million viewers in a minute is 16,000 joins a second from the first second) finds the stages there are and joins wait while more are created, four a second at most (each stage's seats are spread over shards, so no object takes more than its seats however fast they come). Announced, it finds its seats ready and no join waits. The stages it did not need are drained once it is due to be in. Announcing again replaces the announcement; viewers 1 and withinSeconds 1 with startsInSeconds 0 withdraws it in a second.",
     request: jsonBody(CrowdRequest),
     responses: { ...ok(CrowdView, "the announcement"), ...failures(400, 401) },
   }),

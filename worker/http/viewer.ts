@@ -2,6 +2,8 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { ApiError } from "../errors.ts";
 import { cachedRoutingTable } from "../join/cached-table.ts";
 import { joinAsViewer, notThisParticipant } from "../join/join.ts";
+import type { RoutingTable } from "../broadcast/contract.ts";
+import { stageViewers, viewerShard, type ShardedStage } from "../shard/route.ts";
 import { tokenDigest } from "../tokens/proof.ts";
 import { requireAdmin, requireViewerAccess } from "./auth.ts";
 import { requireBroadcast } from "./existence.ts";
@@ -15,32 +17,48 @@ import type { Context } from "hono";
 export const viewer = router();
 
 /** Presence calls name a stage; only a stage of this broadcast reaches a shard (no objects made up by callers). */
-async function knownStage(c: Context<AppEnv>, stageArn: string): Promise<string> {
+async function knownStage(c: Context<AppEnv>, stageArn: string): Promise<ShardedStage> {
   const table = await cachedRoutingTable(c.env, c.var.broadcastId);
-  if (!table.stages.some((s) => s.arn === stageArn))
-    throw new ApiError("NOT_FOUND", 404, `Stage ${stageArn} is not part of this broadcast.`);
-  return stageArn;
+  const stage = table.stages.find((s) => s.arn === stageArn);
+  if (!stage) throw new ApiError("NOT_FOUND", 404, `Stage ${stageArn} is not part of this broadcast.`);
+  return stage;
 }
 
 /**
  * What a stage named by a viewer is to this broadcast: one of its stages now (a stage missing from
  * this isolate's copy of the table may be newer than it: read afresh once), one it had lately
  * (deleted while the viewer slept: move it), or none of its own (404, and no shard is touched).
+ * With it, the stage's shard count: where the viewer's seat (or proof) is.
  */
-async function stageStatus(c: Context<AppEnv>, stageArn: string): Promise<"serving" | "gone"> {
-  const has = (table: { stages: { arn: string }[] }) => table.stages.some((s) => s.arn === stageArn);
-  if (has(await cachedRoutingTable(c.env, c.var.broadcastId))) return "serving";
-  if (has(await cachedRoutingTable(c.env, c.var.broadcastId, 0))) return "serving";
-  if (await c.env.BROADCAST.getByName(c.var.broadcastId).hadStage(stageArn)) return "gone";
+async function stageStatus(
+  c: Context<AppEnv>,
+  stageArn: string,
+): Promise<{ status: "serving" | "gone"; stage: ShardedStage }> {
+  const find = (table: RoutingTable) => table.stages.find((s) => s.arn === stageArn);
+  const serving =
+    find(await cachedRoutingTable(c.env, c.var.broadcastId)) ??
+    find(await cachedRoutingTable(c.env, c.var.broadcastId, 0));
+  if (serving) return { status: "serving", stage: serving };
+  const shards = await c.env.BROADCAST.getByName(c.var.broadcastId).hadStage(stageArn);
+  if (shards > 0) return { status: "gone", stage: { arn: stageArn, shards } };
   throw new ApiError("NOT_FOUND", 404, `Stage ${stageArn} is not part of this broadcast.`);
 }
 
 /** A viewer of a deleted stage is moved only as the participant it was there: its shard still holds the proof. */
 async function provenOnGoneStage(
   c: Context<AppEnv>,
+  stage: ShardedStage,
   body: { stageArn: string; userId: string; participantId: string; token: string },
 ) {
-  if (!(await c.env.STAGE_SHARD.getByName(body.stageArn).proves(await asParticipant(body)))) throw notThisParticipant();
+  if (!(await viewerShard(c.env, stage, body.participantId).proves(await asParticipant(body))))
+    throw notThisParticipant();
+}
+
+/** A stage named by an operator (the registry resolved it): its shards, from the table, or as it was when deleted. */
+async function operatorStage(c: Context<AppEnv>, stageArn: string): Promise<ShardedStage> {
+  const serving = (await cachedRoutingTable(c.env, c.var.broadcastId, 0)).stages.find((s) => s.arn === stageArn);
+  if (serving) return serving;
+  return { arn: stageArn, shards: Math.max(1, await c.env.BROADCAST.getByName(c.var.broadcastId).hadStage(stageArn)) };
 }
 
 /** A viewer's seat elsewhere, as POST /token/viewer gives it: on `prefer` when it has room, on any serving stage otherwise. */
@@ -50,7 +68,7 @@ async function moveViewer(
   prefer?: string,
 ): Promise<ReturnType<typeof viewerToken>> {
   const join = (stageArn?: string) =>
-    joinAsViewer(c.env, c.var.config, { broadcastId: c.var.broadcastId, userId, stageArn }, (p) =>
+    joinAsViewer(c.env, c.var.config, { broadcastId: c.var.broadcastId, userId, stageArn, moving: true }, (p) =>
       c.executionCtx.waitUntil(p),
     );
   let joined;
@@ -109,13 +127,14 @@ viewer.openapi(
         },
         200,
       );
-    if ((await stageStatus(c, body.stageArn)) === "gone") {
+    const { status, stage } = await stageStatus(c, body.stageArn);
+    if (status === "gone") {
       // The stage was deleted while the viewer slept (drained, or by the operator): a seat elsewhere.
-      await provenOnGoneStage(c, body);
+      await provenOnGoneStage(c, stage, body);
       const join = await moveViewer(c, body.userId);
       return answer({ viewers: join.currentViewers, state: "closed", status: "moved", migrateTo: join.stageArn, join });
     }
-    const reply = await c.env.STAGE_SHARD.getByName(body.stageArn).heartbeat(await asParticipant(body));
+    const reply = await viewerShard(c.env, stage, body.participantId).heartbeat(await asParticipant(body));
     if (reply.outcome === "unproven") throw notThisParticipant();
     if (reply.outcome === "unknown") {
       // Swept, and this stage has no seat for it now (full, draining): a seat elsewhere.
@@ -151,9 +170,8 @@ viewer.openapi(
   async (c) => {
     await requireBroadcast(c);
     const body = c.req.valid("json");
-    const { outcome } = await c.env.STAGE_SHARD.getByName(await knownStage(c, body.stageArn)).leave(
-      await asParticipant(body),
-    );
+    const stage = await knownStage(c, body.stageArn);
+    const { outcome } = await viewerShard(c.env, stage, body.participantId).leave(await asParticipant(body));
     if (outcome === "unproven") throw notThisParticipant();
     return c.json(
       {
@@ -201,11 +219,12 @@ viewer.openapi(
       return c.json({ success: true as const, data: { userId, stageArn, participantId, viewers, join } }, 200);
     };
     // A stage deleted lately, or one that no longer seats this viewer (draining, full): a seat on one that serves, not a 404.
-    if ((await stageStatus(c, body.stageArn)) === "gone") {
-      await provenOnGoneStage(c, body);
+    const { status, stage } = await stageStatus(c, body.stageArn);
+    if (status === "gone") {
+      await provenOnGoneStage(c, stage, body);
       return moved();
     }
-    const admission = await c.env.STAGE_SHARD.getByName(body.stageArn).rejoin(await asParticipant(body));
+    const admission = await viewerShard(c.env, stage, body.participantId).rejoin(await asParticipant(body));
     if (!admission.admitted) {
       if (admission.reason === "unproven") throw notThisParticipant();
       return moved();
@@ -234,7 +253,7 @@ viewer.openapi(
   }),
   async (c) => {
     const stageArn = await stageFromParam(c, c.req.valid("param").stageArn);
-    const viewers = await c.env.STAGE_SHARD.getByName(stageArn).viewers();
+    const viewers = await stageViewers(c.env, await operatorStage(c, stageArn));
     return c.json({ success: true as const, data: { stageArn, viewers, total: viewers.length } }, 200);
   },
 );
@@ -266,7 +285,7 @@ viewer.openapi(
     const { userId, stageArn: given } = c.req.valid("query");
     const stageArn = await stageFromParam(c, given);
     const [sessions, history] = await Promise.all([
-      c.env.STAGE_SHARD.getByName(stageArn).viewers(),
+      operatorStage(c, stageArn).then((stage) => stageViewers(c.env, stage)),
       c.env.BROADCAST.getByName(c.var.broadcastId).history(userId),
     ]);
     const now = Date.now();

@@ -8,7 +8,7 @@ import { COMING_RETRY_MS, COMING_TRIES, RoutingCache, type SharedTables } from "
  */
 
 /** Part of the key: bumped when RoutingTable's shape changes, so that a rollout never reads the other version's tables. */
-const TABLE_FORMAT = 2;
+const TABLE_FORMAT = 3;
 const READ_AT = "x-fanout-read-at";
 /** How long the location keeps a table it no longer takes as fresh, to serve while it is read again. */
 const KEEP_SECONDS = 60;

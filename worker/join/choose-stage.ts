@@ -16,11 +16,51 @@ export interface Candidate {
   arn: string;
   viewers: number;
   capacity: number;
-  /** Admissions a second its shard last reported. */
+  /** Admissions a second its shards last reported, together. */
   joinRate?: number;
 }
 
-/** `admissionRate`: admissions a second a shard should stay under (Infinity: seats alone decide). */
+/** A stage's shards as one isolate's copy of the table knows them: how many, and which refused it lately. */
+export interface ShardedStage {
+  viewers: number;
+  capacity: number;
+  shards: number;
+  /** Shards that answered full since this copy of the table was read (join.ts marks them). */
+  refusedShards?: number[];
+}
+
+/**
+ * Refused shards of one stage after which this copy of the table counts the stage as full until the
+ * next read: its shards fill about evenly, and each refusal is a request, so joins stop asking a
+ * stage that is full (or nearly) after two, not after all of its shards.
+ */
+export const SHARD_REFUSALS_PER_STAGE = 2;
+
+/** A shard of the stage to ask for a seat: any, uniformly, but one that refused lately. */
+export function chooseShard(stage: ShardedStage, random = Math.random): number | undefined {
+  const refused = stage.refusedShards ?? [];
+  const open = stage.shards - refused.length;
+  if (open <= 0) return undefined;
+  let pick = Math.floor(random() * open);
+  for (let i = 0; i < stage.shards; i++) {
+    if (refused.includes(i)) continue;
+    if (pick-- === 0) return i;
+  }
+  return undefined;
+}
+
+/**
+ * A shard said full: remembered in this copy of the table, and the stage counted full after
+ * `refusals` (a join for one stage in particular asks every shard before it says the stage is full).
+ */
+export function shardRefused(stage: ShardedStage, shard: number, refusals = SHARD_REFUSALS_PER_STAGE): void {
+  const refused = (stage.refusedShards ??= []);
+  // Concurrent joins of one isolate share its copy: the same shard may be refused to several.
+  if (!refused.includes(shard)) refused.push(shard);
+  if (stage.refusedShards.length >= Math.min(stage.shards, refusals)) stage.viewers = stage.capacity;
+}
+
+/** `admissionRate`: admissions a second a stage should stay under, over its shards (Infinity: seats alone decide). */
 export function chooseStage<C extends Candidate>(
   candidates: readonly C[],
   admissionRate = Infinity,

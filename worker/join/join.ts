@@ -6,15 +6,18 @@ import { IvsClient } from "../ivs/client.ts";
 import { issueParticipantToken, tokenIssuerFor, type IssuedToken } from "../tokens/participant-token.ts";
 import { grantOf } from "../tokens/proof.ts";
 import type { AsParticipant } from "../shard/stage-shard.ts";
-import { chooseStage } from "./choose-stage.ts";
+import { newParticipantIdWhere } from "../tokens/claims.ts";
+import { shardName, shardOf } from "../shard/admission.ts";
+import { viewerShard } from "../shard/route.ts";
+import { chooseShard, chooseStage, shardRefused } from "./choose-stage.ts";
 import { cachedRoutingTable, onceHere } from "./cached-table.ts";
-import { CAPACITY_REQUEST_MS, WAIT_FOR_CAPACITY_MS, WAITING_REFRESH_MS } from "./waiting.ts";
+import { CAPACITY_ASK_AFTER_MS, CAPACITY_REQUEST_MS, WAIT_FOR_CAPACITY_MS, WAITING_POLL_MS } from "./waiting.ts";
 
 /**
  * A viewer joins (docs/design.md, "The join path"): the routing table from the per-isolate cache, a
- * stage by power-of-two-choices among ready stages, admission at that stage's
- * shard (a full shard refuses; another stage is tried), and the token minted
- * here. No AWS call with self-signed tokens, and no write to the Broadcast DO.
+ * stage by power-of-two-choices among ready stages, one of its shards at random, admission there
+ * (a full shard refuses; another shard, then another stage, is tried), and the token minted
+ * here, for a participant id that falls on that shard. No AWS call with self-signed tokens, and no write to the Broadcast DO.
  * When every stage is full the broadcast is asked for capacity, and the join
  * waits a few seconds for a stage being created before it answers STAGE_FULL.
  */
@@ -32,15 +35,21 @@ const capacityRequestedAt = new LRUCache<string, number>({ max: 1_000 });
 export async function joinAsViewer(
   env: Env,
   config: Config,
-  input: { broadcastId: string; userId: string; stageArn?: string },
+  input: {
+    broadcastId: string;
+    userId: string;
+    stageArn?: string;
+    /** A viewer moving off a stage that drains or went: seated like any join, but not an arrival (the policy's join rate). */
+    moving?: boolean;
+  },
   waitUntil: (promise: Promise<unknown>) => void,
 ): Promise<Joined> {
-  const deadline = Date.now() + WAIT_FOR_CAPACITY_MS;
+  const started = Date.now();
+  const deadline = started + WAIT_FOR_CAPACITY_MS;
   const issuer = tokenIssuerFor(config, new IvsClient(config.ivs));
-  let waiting = false;
   let stale = false;
   for (;;) {
-    const maxAge = stale ? 0 : waiting ? WAITING_REFRESH_MS : undefined;
+    const maxAge = stale ? 0 : undefined;
     const table = await cachedRoutingTable(env, input.broadcastId, maxAge);
     if (table.status !== "live" || table.stages.length === 0) {
       throw new ApiError("NOT_FOUND", 404, "The broadcast has not started yet.", {
@@ -61,19 +70,30 @@ export async function joinAsViewer(
     }
     const rate = config.scaling.admissionRate;
     for (let stage = chooseStage(candidates, rate); stage; stage = chooseStage(candidates, rate)) {
-      const token = await mint(issuer, stage, config, input.userId);
-      const admission = await env.STAGE_SHARD.getByName(stage.arn).admit({
+      const { shards } = stage;
+      const wanted = chooseShard(stage) ?? 0;
+      // A self-signed token's participant id is ours to draw: one that falls on the chosen shard.
+      // IVS names an API token's participant: its shard is wherever that falls.
+      const participantId =
+        issuer.kind === "api" ? undefined : newParticipantIdWhere((id) => shardOf(id, shards) === wanted);
+      const token = await mint(issuer, stage, config, input.userId, participantId);
+      const shard = shardOf(token.participantId, shards);
+      const admission = await env.STAGE_SHARD.getByName(shardName(stage.arn, shard)).admit({
         participantId: token.participantId,
         userId: input.userId,
         grant: await grantOf(token),
+        moving: input.moving,
       });
       if (admission.admitted) {
-        stage.viewers = admission.viewers;
-        return { token, stageArn: stage.arn, viewers: admission.viewers };
+        // One shard's count is the stage's only when it has one; otherwise one more than this copy knew.
+        stage.viewers = shards === 1 ? admission.viewers : stage.viewers + 1;
+        return { token, stageArn: stage.arn, viewers: stage.viewers };
       }
-      // Full or draining: mark it so in this isolate's copy and try another.
-      stage.viewers = stage.capacity;
-      candidates = candidates.filter((c) => c !== stage);
+      // Full: that shard marked so in this isolate's copy (the stage too after a few); draining or
+      // closed: the whole stage. Then another shard or stage.
+      if (admission.reason === "full") shardRefused(stage, shard, input.stageArn ? shards : undefined);
+      else stage.viewers = stage.capacity;
+      if (stage.viewers >= stage.capacity) candidates = candidates.filter((c) => c !== stage);
       // A closed stage means this copy of the table is out of date (the stage is gone, or the broadcast ended).
       if (admission.reason === "closed" || admission.reason === "unknown") stale = true;
     }
@@ -89,7 +109,11 @@ export async function joinAsViewer(
     }
     const now = Date.now();
     // A stage on its way is the broadcast already at it: every isolate asking again would only queue behind it.
-    if (table.creating === 0 && now - (capacityRequestedAt.get(input.broadcastId) ?? 0) >= CAPACITY_REQUEST_MS) {
+    if (
+      table.creating === 0 &&
+      now - started >= CAPACITY_ASK_AFTER_MS &&
+      now - (capacityRequestedAt.get(input.broadcastId) ?? 0) >= CAPACITY_REQUEST_MS
+    ) {
       capacityRequestedAt.set(input.broadcastId, now);
       // One isolate of the location asks; the others' joins wait for the same stage.
       if (await onceHere(`capacity/${input.broadcastId}`, CAPACITY_REQUEST_MS))
@@ -100,8 +124,7 @@ export async function joinAsViewer(
         retryAfter: RETRY_AFTER_SECONDS,
       });
     }
-    waiting = true;
-    await new Promise((resolve) => setTimeout(resolve, WAITING_REFRESH_MS));
+    await new Promise((resolve) => setTimeout(resolve, WAITING_POLL_MS));
   }
 }
 
@@ -124,7 +147,7 @@ export async function renewViewerToken(
   const table = await cachedRoutingTable(env, input.broadcastId);
   const stage = table.stages.find((s) => s.arn === input.stageArn);
   if (!stage) throw new ApiError("NOT_FOUND", 404, `Stage ${input.stageArn} is not part of this broadcast.`);
-  const shard = env.STAGE_SHARD.getByName(stage.arn);
+  const shard = viewerShard(env, stage, input.participantId);
   const as = { participantId: input.participantId, userId: input.userId, proof: input.proof };
   if (issuer.kind === "api") {
     if (!(await shard.proves(as))) throw notThisParticipant();

@@ -2,7 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { publicStats, type Stats } from "../../protocol/api.ts";
 import { CLOSE, StatsClientMessage, type StatsServerMessage } from "../../protocol/messages.ts";
 import type { Access } from "../broadcast/channels.ts";
-import { STATS_PUSH_MS } from "../broadcast/timing.ts";
+import { RELAY_FIRST_REPORT_WITHIN_MS, RELAY_REPORT_MS, STATS_PUSH_MS } from "../broadcast/timing.ts";
 import { loadConfig, type Config } from "../config.ts";
 import { boundedMessage, completeClose, sendJson, type MessageWindow } from "../sockets.ts";
 import { migrate } from "../storage/migrations.ts";
@@ -26,14 +26,6 @@ import { migrate } from "../storage/migrations.ts";
  */
 
 type Attachment = MessageWindow & { access: Access; subscribed: boolean };
-
-/**
- * A relay's count reaches the broadcast at most this often (the first at a random moment within it,
- * so that the relays a crowd creates together do not all report in one second), its last socket's
- * departure at once. The broadcast pushes to every relay new sockets may be on without waiting for
- * these (channels.ts): the count only refines how many relays that is.
- */
-const REPORT_INTERVAL_MS = 10_000;
 
 const MIGRATIONS = [
   `CREATE TABLE relay (id INTEGER PRIMARY KEY CHECK (id = 1), broadcast_id TEXT NOT NULL, idx INTEGER NOT NULL);`,
@@ -191,7 +183,7 @@ export class StatsRelay extends DurableObject<Env> {
   // ── the count, told to the broadcast ─────────────────────────────────────
 
   #changed(urgent: boolean, first = false): void {
-    const wait = first ? Math.random() * REPORT_INTERVAL_MS : REPORT_INTERVAL_MS;
+    const wait = first ? Math.random() * RELAY_FIRST_REPORT_WITHIN_MS : RELAY_REPORT_MS;
     const at = urgent ? Date.now() : Date.now() + wait;
     this.ctx.waitUntil(
       (async () => {

@@ -21,9 +21,13 @@
  *   the next one. A join rate is a forecast; the audience is a fact, and every
  *   stage bought on a forecast costs money and quota whether or not the crowd comes.
  * - Arrivals too: while a crowd arrives, enough stages take joins that no
- *   shard admits more than `scaleUpAt` of `admissionRate` a second (a StageShard
- *   is one object: a stage of 10,000 seats filled in ten seconds would be 1,000
- *   admissions a second on it). Those stages may go past the bound above while
+ *   stage admits more than `scaleUpAt` of `admissionRate` a second (its shards'
+ *   rate together: a StageShard is one object), and that the stages with room
+ *   hold `arrivalSeconds` of arrivals: what it takes for a stage to be asked
+ *   for, created and seen by the joins. One spare is not enough once a crowd
+ *   fills it faster than that (16,000 joins a second fill a stage of 10,000 in
+ *   under a second): stages would come one at a time behind it and joins would
+ *   wait until they give up. Those stages may go past the bound above while
  *   the crowd lasts; once it is in, the pool is brought back to needed plus one
  *   spare, one drained stage at a time (its viewers are themselves a small crowd
  *   for the others), warm-up or not: the arrivals those stages were bought for are over.
@@ -61,8 +65,10 @@ export interface ScalingSettings {
   drainTimeoutMs: number;
   /** Seconds of arrivals, at the current join rate, to have seats for already: a crowd finds stages ready. */
   leadSeconds: number;
-  /** Admissions a second one stage's shard should take at most (kept under `scaleUpAt` of it); Infinity: no limit. */
+  /** Admissions a second one stage should take at most, over its shards (kept under `scaleUpAt` of it); Infinity: no limit. */
   admissionRate: number;
+  /** While viewers arrive, the stages with room hold this many seconds of them (0: one spare stage is enough). */
+  arrivalSeconds: number;
 }
 
 export interface ScalingInput {
@@ -114,8 +120,11 @@ export function decideScaling(input: ScalingInput, settings: ScalingSettings): S
   // Arrivals: the stages with seats left share the crowd; enough of them that each shard admits
   // under its rate. Stages at the threshold take few joins more and do not count as sharing.
   const atThreshold = active.filter((s) => s.viewers >= seatsAtScaleUp).length;
-  const forArrivals =
-    arriving > 0 ? atThreshold + Math.ceil(arriving / (settings.admissionRate * settings.scaleUpAt)) : 0;
+  const sharing = Math.max(
+    Math.ceil(arriving / (settings.admissionRate * settings.scaleUpAt)),
+    Math.ceil((arriving * settings.arrivalSeconds) / seatsAtScaleUp),
+  );
+  const forArrivals = arriving > 0 ? atThreshold + sharing : 0;
   wanted = Math.min(Math.max(wanted, forArrivals), settings.maxStages);
 
   if (wanted > active.length) {
@@ -144,7 +153,12 @@ export function decideScaling(input: ScalingInput, settings: ScalingSettings): S
     if (decision.drain.length === 0 && active.length > Math.max(expected + 1, forArrivals) && draining.length === 0) {
       // Past the bound once a crowd is in: the stages bought for it (still in their warm-up) go,
       // one at a time, so that their viewers' moves stay a trickle. Older stages keep the hysteresis.
-      const young = drainable.find((s) => input.now - s.createdAt < settings.warmupMs);
+      // A stage gets `leadSeconds` first: while every stage is full no shard admits, so the measured
+      // arrivals drop to nothing in the middle of a crowd, just as the stages bought for it come.
+      const young = drainable.find((s) => {
+        const age = input.now - s.createdAt;
+        return age < settings.warmupMs && age >= settings.leadSeconds * 1000;
+      });
       if (young) decision.drain = [young.arn];
     }
   }

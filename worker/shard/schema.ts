@@ -20,6 +20,9 @@ export type ShardRow = {
   /** 1 when something changed since the last load report. */
   dirty: number;
   reported_at: number | null;
+  /** Which of its stage's shards this is (0: the head, shard/admission.ts), of how many. */
+  idx: number;
+  shards: number;
 };
 
 export const MIGRATIONS = [
@@ -74,4 +77,13 @@ export const MIGRATIONS = [
    CREATE INDEX grants_by_expiry ON grants (expires_at);`,
   // A draining stage tells each HTTP viewer where to go once with a token for it; later heartbeats just repeat where.
   `ALTER TABLE viewers ADD COLUMN told INTEGER NOT NULL DEFAULT 0`,
+  // A stage's seats over several shards: which one this is; the head keeps the others' last reports.
+  `ALTER TABLE shard ADD COLUMN idx INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE shard ADD COLUMN shards INTEGER NOT NULL DEFAULT 1;
+   CREATE TABLE parts (
+     idx INTEGER PRIMARY KEY,
+     viewers INTEGER NOT NULL,
+     join_rate REAL NOT NULL,
+     reported_at INTEGER NOT NULL
+   );`,
 ];

@@ -2,22 +2,25 @@ import { DurableObject } from "cloudflare:workers";
 import { CLOSE, VIEWER_PING, VIEWER_PONG, type ViewerServerMessage } from "../../protocol/messages.ts";
 import { loadConfig, type Config } from "../config.ts";
 import type { EndedSession, LoadReply } from "../broadcast/contract.ts";
+import { RATE_FRESH_MS } from "../broadcast/timing.ts";
 import { completeClose } from "../sockets.ts";
 import { migrate } from "../storage/migrations.ts";
 import { StateRow } from "../storage/state-row.ts";
 import type { Grant } from "../tokens/proof.ts";
-import { reportAt, reportIsUrgent, seatFor } from "./admission.ts";
+import { reportAt, reportIsUrgent, seatFor, shardCapacity, shardName } from "./admission.ts";
 import { Grants } from "./grants.ts";
 import { MIGRATIONS, type ShardRow, type ShardState } from "./schema.ts";
 import { HELLO_TIMEOUT_MS, ViewerSockets } from "./viewer-sockets.ts";
 
 /**
- * The viewers of one stage (docs/design.md, "Presence"): admission against capacity, viewer
- * sessions, HTTP heartbeats, viewer WebSockets (Hibernation API: presence
- * with no periodic requests), the sweep of silent viewers, and load reports
- * to the broadcast, coalesced to at most one a second (at once when the stage
- * crosses a threshold). One object per stage, addressed by the stage ARN, so
- * no object sees every join or every heartbeat of a broadcast.
+ * The viewers of one stage, or of one share of its seats (docs/design.md, "Presence"): admission
+ * against capacity, viewer sessions, HTTP heartbeats, viewer WebSockets (Hibernation API: presence
+ * with no periodic requests), the sweep of silent viewers, and load reports, coalesced to at most
+ * one a second (at once when the stage crosses a threshold). A stage's seats are spread over
+ * `shards` objects of at most SEATS_PER_SHARD seats (shard/admission.ts), so no object sees every
+ * join or every heartbeat of a broadcast, nor of a stage a crowd fills. The first (the head,
+ * addressed by the stage ARN) reports the stage to the broadcast and passes on what the broadcast
+ * tells the stage; the others report to it.
  *
  * A seat exists only for a token the join path minted (admit records its
  * grant); every later call as that viewer proves it with a token the shard
@@ -95,25 +98,88 @@ export class StageShard extends DurableObject<Env> {
 
   // ── set up by the broadcast ──────────────────────────────────────────────
 
-  init(input: { broadcastId: string; stageArn: string; live: boolean }): void {
-    this.#row.set({ broadcast_id: input.broadcastId, stage_arn: input.stageArn, live: input.live ? 1 : 0 });
+  async init(input: {
+    broadcastId: string;
+    stageArn: string;
+    live: boolean;
+    shards?: number;
+    index?: number;
+  }): Promise<void> {
+    const shards = input.shards ?? 1;
+    const index = input.index ?? 0;
+    this.#row.set({
+      broadcast_id: input.broadcastId,
+      stage_arn: input.stageArn,
+      live: input.live ? 1 : 0,
+      shards,
+      idx: index,
+    });
+    if (index === 0) await this.#forward((part, i) => part.init({ ...input, shards, index: i }));
+  }
+
+  /** The head passes on to the stage's other shards (none when the stage has one). */
+  async #forward(call: (part: DurableObjectStub<StageShard>, index: number) => Promise<unknown>): Promise<void> {
+    const { idx, shards, stage_arn } = this.#row.get();
+    if (idx !== 0 || shards <= 1 || !stage_arn) return;
+    const parts = Array.from({ length: shards - 1 }, (_, i) => i + 1);
+    await Promise.all(parts.map((i) => call(this.env.STAGE_SHARD.getByName(shardName(stage_arn, i)), i)));
+  }
+
+  /** This shard's seats: the stage's capacity shared out over its shards. */
+  #capacity(): number {
+    const { shards, idx } = this.#row.get();
+    return shardCapacity(this.#cfg.scaling.capacity, shards, idx);
+  }
+
+  /** The stage's viewers as the head knows them: its own and the others' last reports. */
+  #stageViewers(own = this.#count()): number {
+    return own + this.#sql.exec<{ n: number }>("SELECT COALESCE(SUM(viewers), 0) AS n FROM parts").one().n;
+  }
+
+  /**
+   * Another shard of this stage reports (the head's): its count and join rate, and its ended
+   * sessions, which go on to the broadcast with the head's own. At once to the broadcast when the
+   * stage crosses a threshold. The answer is what the broadcast last said (audience, live).
+   */
+  shardLoad(input: { index: number; viewers: number; joinRate: number; ended: EndedSession[] }): LoadReply {
+    const before = this.#stageViewers();
+    this.#sql.exec(
+      "INSERT OR REPLACE INTO parts (idx, viewers, join_rate, reported_at) VALUES (?, ?, ?, ?)",
+      input.index,
+      input.viewers,
+      input.joinRate,
+      Date.now(),
+    );
+    for (const e of input.ended)
+      this.#sql.exec(
+        "INSERT INTO ended (participant_id, user_id, joined_at, left_at, reason) VALUES (?, ?, ?, ?, ?)",
+        e.participantId,
+        e.userId,
+        e.joinedAt,
+        e.leftAt,
+        e.reason,
+      );
+    const { capacity, scaleUpAt } = this.#cfg.scaling;
+    this.#report(reportIsUrgent(before, this.#stageViewers(), capacity, scaleUpAt));
+    const { live, audience } = this.#row.get();
+    return { live: live === 1, totalViewers: audience ?? this.#stageViewers() };
   }
 
   // ── the join path ────────────────────────────────────────────────────────
 
   /** A join: the participant the join path minted a token for takes a seat; the token's grant is its proof from now on. */
-  admit(input: { participantId: string; userId: string; grant: Grant }): Admission {
+  admit(input: { participantId: string; userId: string; grant: Grant; moving?: boolean }): Admission {
     const admission = this.#seat(input);
     if (admission.admitted) this.#grants.record(input.participantId, input.userId, input.grant);
     return admission;
   }
 
   /** A seat on this stage, if it takes viewers and has room. */
-  #seat(input: { participantId: string; userId: string }): Admission {
+  #seat(input: { participantId: string; userId: string; moving?: boolean }): Admission {
     const state = this.#state();
     const viewers = this.#count();
     if (!this.#row.get().stage_arn) return { admitted: false, reason: "unknown", viewers };
-    const capacity = this.#cfg.scaling.capacity;
+    const capacity = this.#capacity();
     const refusal = seatFor(state, viewers, capacity);
     if (refusal) return { admitted: false, reason: refusal, viewers };
     const now = Date.now();
@@ -125,7 +191,9 @@ export class StageShard extends DurableObject<Env> {
       now,
       now,
     );
-    this.#row.set({ admitted: this.#row.get().admitted + 1 });
+    // Arrivals, for the join rate the policy provisions ahead on. A viewer moving off a draining stage
+    // is not one: its seat was counted already, and counting it would have the policy revive the stage it leaves.
+    if (!input.moving) this.#row.set({ admitted: this.#row.get().admitted + 1 });
     this.#changed(viewers, viewers + 1);
     return { admitted: true, viewers: viewers + 1, capacity };
   }
@@ -185,7 +253,7 @@ export class StageShard extends DurableObject<Env> {
     if (refusal) return refusal;
     this.#grants.record(input.participantId, input.userId, input.grant);
     this.#sql.exec("UPDATE viewers SET last_seen = ? WHERE participant_id = ?", Date.now(), input.participantId);
-    return { admitted: true, viewers: this.#count(), capacity: this.#cfg.scaling.capacity };
+    return { admitted: true, viewers: this.#count(), capacity: this.#capacity() };
   }
 
   /** A viewer back after a blip, proving itself with its token: admitted again (if there is room) when it was swept meanwhile. */
@@ -193,7 +261,7 @@ export class StageShard extends DurableObject<Env> {
     if (!this.#grants.proves(input)) return { admitted: false, reason: "unproven", viewers: this.#count() };
     if (this.#present(input.participantId)) {
       this.#sql.exec("UPDATE viewers SET last_seen = ? WHERE participant_id = ?", Date.now(), input.participantId);
-      return { admitted: true, viewers: this.#count(), capacity: this.#cfg.scaling.capacity };
+      return { admitted: true, viewers: this.#count(), capacity: this.#capacity() };
     }
     return this.#seat(input);
   }
@@ -225,21 +293,25 @@ export class StageShard extends DurableObject<Env> {
 
   // ── told by the broadcast ────────────────────────────────────────────────
 
-  drain(input: { migrateTo?: string }): void {
-    if (this.#state() === "closed") return;
-    this.#row.set({ state: "draining", ...(input.migrateTo && { migrate_to: input.migrateTo }) });
-    this.#sendAll({ type: "migrate", data: { ...(input.migrateTo && { stageArn: input.migrateTo }) } });
-    this.#report(true);
+  async drain(input: { migrateTo?: string }): Promise<void> {
+    if (this.#state() !== "closed") {
+      this.#row.set({ state: "draining", ...(input.migrateTo && { migrate_to: input.migrateTo }) });
+      this.#sendAll({ type: "migrate", data: { ...(input.migrateTo && { stageArn: input.migrateTo }) } });
+      this.#report(true);
+    }
+    await this.#forward((part) => part.drain(input));
   }
 
-  revive(): void {
-    if (this.#state() !== "draining") return;
-    this.#row.set({ state: "ready", migrate_to: null });
-    this.#report(true);
+  async revive(): Promise<void> {
+    if (this.#state() === "draining") {
+      this.#row.set({ state: "ready", migrate_to: null });
+      this.#report(true);
+    }
+    await this.#forward((part) => part.revive());
   }
 
   /** The stage is going away: viewers are told the broadcast ended (or to move), and every session ends. */
-  close(input: { ended: boolean; migrateTo?: string }): void {
+  async close(input: { ended: boolean; migrateTo?: string }): Promise<void> {
     this.#row.set({ state: "closed" });
     const message: ViewerServerMessage = input.ended
       ? { type: "ended" }
@@ -251,18 +323,29 @@ export class StageShard extends DurableObject<Env> {
     const rows = this.#sql.exec<{ participant_id: string }>("SELECT participant_id FROM viewers").toArray();
     for (const row of rows) this.#end(row.participant_id, input.ended ? "ended" : "stage_closed");
     this.#report(true);
+    await this.#forward((part) => part.close(input));
   }
 
-  setAudience(input: { total: number; live: boolean }): void {
+  /** The audience and live state, as the broadcast pushes them (to the head, which passes on what changed). */
+  async setAudience(input: { total: number; live: boolean }): Promise<void> {
+    if (this.#tell(input)) await this.#forward((part) => part.setAudience(input));
+  }
+
+  /** This shard's viewers told what changed; whether anything did. */
+  #tell(input: { total: number; live: boolean }): boolean {
     const { live, audience } = this.#row.get();
+    let changed = false;
     if (input.total !== audience) {
       this.#row.set({ audience: input.total });
       this.#sendAll({ type: "viewers", data: { count: input.total } });
+      changed = true;
     }
     if ((live === 1) !== input.live) {
       this.#row.set({ live: input.live ? 1 : 0 });
       this.#sendAll({ type: "live", data: { live: input.live } });
+      changed = true;
     }
+    return changed;
   }
 
   // ── viewer sockets (Hibernation API) ─────────────────────────────────────
@@ -363,10 +446,17 @@ export class StageShard extends DurableObject<Env> {
     this.#changed(before, before - 1);
   }
 
-  /** A report goes at once when the stage crosses a threshold the broadcast scales on; otherwise at most once a second. */
+  /**
+   * A report goes at once when the stage crosses a threshold the broadcast scales on; otherwise at
+   * most once a second. The head judges by the stage's count; another shard reports to the head
+   * within a second whatever changed (forty shards each reporting each crossing at once would be the
+   * many requests a second on the head that shards exist to avoid).
+   */
   #changed(before: number, after: number): void {
+    if (this.#row.get().idx !== 0) return this.#report(false);
     const { capacity, scaleUpAt } = this.#cfg.scaling;
-    this.#report(reportIsUrgent(before, after, capacity, scaleUpAt));
+    const others = this.#stageViewers(0);
+    this.#report(reportIsUrgent(before + others, after + others, capacity, scaleUpAt));
   }
 
   #report(urgent: boolean): void {
@@ -375,7 +465,7 @@ export class StageShard extends DurableObject<Env> {
   }
 
   async #flush(): Promise<void> {
-    const { broadcast_id: broadcastId, stage_arn: stageArn, reported_at, admitted } = this.#row.get();
+    const { broadcast_id: broadcastId, stage_arn: stageArn, reported_at, admitted, idx } = this.#row.get();
     if (!broadcastId || !stageArn) return;
     const ended = this.#sql
       .exec<{
@@ -401,12 +491,29 @@ export class StageShard extends DurableObject<Env> {
     }));
     let reply: LoadReply;
     try {
-      reply = await this.env.BROADCAST.getByName(broadcastId).reportLoad({
-        stageArn,
-        viewers: this.#count(),
-        joinRate,
-        ended: sessions,
-      });
+      if (idx !== 0) {
+        // Another shard of the stage: to its head, which reports the stage.
+        reply = await this.env.STAGE_SHARD.getByName(shardName(stageArn, 0)).shardLoad({
+          index: idx,
+          viewers: this.#count(),
+          joinRate,
+          ended: sessions,
+        });
+      } else {
+        // The stage's rate: the head's own and the others' that reported lately.
+        const others = this.#sql
+          .exec<{ rate: number }>(
+            "SELECT COALESCE(SUM(join_rate), 0) AS rate FROM parts WHERE reported_at >= ?",
+            now - RATE_FRESH_MS,
+          )
+          .one().rate;
+        reply = await this.env.BROADCAST.getByName(broadcastId).reportLoad({
+          stageArn,
+          viewers: this.#stageViewers(),
+          joinRate: joinRate + others,
+          ended: sessions,
+        });
+      }
     } catch (error) {
       // Try again shortly; the sessions stay in the outbox until a report is taken.
       console.error(`load report for ${stageArn} failed: ${(error as Error).message}`);
@@ -415,7 +522,9 @@ export class StageShard extends DurableObject<Env> {
     }
     if (ended.length > 0) this.#sql.exec("DELETE FROM ended WHERE rowid <= ?", ended.at(-1)!.rowid);
     if (ended.length === 500) this.#report(false);
-    this.setAudience({ total: reply.totalViewers, live: reply.live });
+    // What the broadcast said: the head passes on a change to the others (a part's reply is the head's news).
+    if (idx === 0) await this.setAudience({ total: reply.totalViewers, live: reply.live });
+    else this.#tell({ total: reply.totalViewers, live: reply.live });
   }
 
   #armSweep(): void {

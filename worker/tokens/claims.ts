@@ -56,6 +56,15 @@ const ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
  * A participant id for a self-signed token (its `jti`): 12 letters and
  * digits, as IVS makes them. IVS allows `[a-zA-Z0-9-]`; no underscore.
  */
+/** A participant id `accept`s: drawn again until it does (a stage's shard is chosen by its id's hash). */
+export function newParticipantIdWhere(accept: (id: string) => boolean): string {
+  for (let i = 0; i < 10_000; i++) {
+    const id = newParticipantId();
+    if (accept(id)) return id;
+  }
+  throw new Error("no participant id found for that shard");
+}
+
 export function newParticipantId(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(12));
   // 256 % 62 leaves a slight bias towards the first 8 letters; irrelevant for an identifier.
