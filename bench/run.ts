@@ -330,6 +330,10 @@ a token signed) costs ${(1 / ratio).toFixed(1)} times the Worker's cheapest answ
 per-location table, relays, the arrival rule) left it where it was: measured on 2026-11-22 with the same
 two loops (2,000 each, 32 clients, six rounds) against the commit before it (9936741) and after it, the
 median ratio was 0.51 both times (0.47 to 0.68 before, 0.47 to 0.54 after: this two-core machine's noise).
+Shards per stage (a participant id drawn for its shard, a second shard per stage of 500 here) did not
+move it either: \`npm run bench\` on the commit before them (004cd31) gave 0.46 and after them 0.49 and
+0.45, one run after the other. That day the flash crowd of both commits ran \`wrangler dev\` out of
+file descriptors (the dev server's answers quoted below), which earlier runs on this machine did not.
 
 ## Crowds
 

@@ -849,7 +849,7 @@ Refusals: ${
 **Reading it.** A million viewers arriving at full speed from their first second (16,667 joins a
 second, nobody warned) are seated with no object above ${fmt(busiest(unannounced))} requests a second and ${
     Object.keys(unannounced.refused).length ? refusals(unannounced) + " refused" : "no join refused"
-  }: the first stage's ${shardsPerStage(Number(deployedVars().STAGE_CAPACITY), Number(deployedVars().SEATS_PER_SHARD))} shards take its seats at most each, the joins beyond wait
+  }: each of the first stage's ${shardsPerStage(Number(deployedVars().STAGE_CAPACITY), Number(deployedVars().SEATS_PER_SHARD))} shards admits its ${deployedVars().SEATS_PER_SHARD} seats at most, the joins beyond wait
 in the Worker (${unannounced.longestWaitSeconds} s at most) while stages are created as fast as IVS allows, and five minutes later the
 pool is ${unannounced.stagesAfter.serving} stages for an audience that needs ${unannounced.neededPlusOne - 1} plus one spare. Announced two minutes ahead, the pool is
 ready before the crowd: no join waits more than ${announced.longestWaitSeconds} s and no object takes more than ${fmt(busiest(announced))} requests a second.
