@@ -6,7 +6,7 @@ import { freePort } from "../support/ports.ts";
 /**
  * `npm run dev` for the browser tests, on free ports with its own state,
  * with two seats per stage so a handful of tabs spreads over stages, and no
- * provisioning ahead of the join rate, so which stage a viewer lands on is
+ * provisioning ahead of the join rate (neither the lead nor the arrivals' seats), so which stage a viewer lands on is
  * decided by load alone. The example viewer (examples/viewer) is served from another origin on
  * FANOUT_EXAMPLE_PORT, the one origin besides its own that this Fanout allows (CORS_ORIGINS).
  */
@@ -20,6 +20,8 @@ export default async function globalSetup() {
     "STAGE_CAPACITY=2",
     "--var",
     "SCALE_LEAD_SECONDS=0",
+    "--var",
+    "SCALE_ARRIVAL_SECONDS=0",
     "--var",
     "RATE_LIMITING=off",
     // Any price: the dashboard test checks that the estimate is shown and adds up.
