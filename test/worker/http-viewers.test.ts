@@ -166,6 +166,34 @@ describe("viewers that only heartbeat", () => {
   });
 });
 
+describe("viewers moving off a draining stage", () => {
+  it("are seated where they go but are not arrivals: the join rate the policy provisions on stays 0", async () => {
+    const b = newBroadcastId();
+    const { grant, edge } = await liveWithEdge(b);
+    await sweepEveryone(grant.stageArn);
+    const mover = await joinAs(b, "mover", edge);
+    // The joins so far reported and forgotten: only the move can make a join rate now.
+    await runDurableObjectAlarm(env.STAGE_SHARD.getByName(edge));
+    await runInDurableObject(env.BROADCAST.getByName(b), (_o, state) => {
+      state.storage.sql.exec("UPDATE stages SET join_rate = 0");
+    });
+    data(await call(api(b, `/stage/${encodeURIComponent(edge)}`), { method: "PUT", body: { state: "draining" } }));
+    const moved = data(await heartbeat(b, mover)).join;
+    expect(moved).toMatchObject({ stageArn: grant.stageArn, userId: "mover" });
+    // The origin's report: one more viewer, no arrival.
+    await runDurableObjectAlarm(env.STAGE_SHARD.getByName(grant.stageArn));
+    const origin = await runInDurableObject(env.BROADCAST.getByName(b), (_o, state) =>
+      state.storage.sql
+        .exec<{ viewers: number; join_rate: number }>(
+          "SELECT viewers, join_rate FROM stages WHERE arn = ?",
+          grant.stageArn,
+        )
+        .one(),
+    );
+    expect(origin).toEqual({ viewers: 1, join_rate: 0 });
+  });
+});
+
 async function sweepOne(stageArn: string, participantId: string) {
   await runInDurableObject(env.STAGE_SHARD.getByName(stageArn), (_shard: StageShard, state) => {
     state.storage.sql.exec(

@@ -21,7 +21,7 @@ export interface Candidate {
 }
 
 /** A stage's shards as one isolate's copy of the table knows them: how many, and which refused it lately. */
-export interface ShardedStage {
+export interface ShardCandidate {
   viewers: number;
   capacity: number;
   shards: number;
@@ -37,7 +37,7 @@ export interface ShardedStage {
 export const SHARD_REFUSALS_PER_STAGE = 2;
 
 /** A shard of the stage to ask for a seat: any, uniformly, but one that refused lately. */
-export function chooseShard(stage: ShardedStage, random = Math.random): number | undefined {
+export function chooseShard(stage: ShardCandidate, random = Math.random): number | undefined {
   const refused = stage.refusedShards ?? [];
   const open = stage.shards - refused.length;
   if (open <= 0) return undefined;
@@ -53,7 +53,7 @@ export function chooseShard(stage: ShardedStage, random = Math.random): number |
  * A shard said full: remembered in this copy of the table, and the stage counted full after
  * `refusals` (a join for one stage in particular asks every shard before it says the stage is full).
  */
-export function shardRefused(stage: ShardedStage, shard: number, refusals = SHARD_REFUSALS_PER_STAGE): void {
+export function shardRefused(stage: ShardCandidate, shard: number, refusals = SHARD_REFUSALS_PER_STAGE): void {
   const refused = (stage.refusedShards ??= []);
   // Concurrent joins of one isolate share its copy: the same shard may be refused to several.
   if (!refused.includes(shard)) refused.push(shard);

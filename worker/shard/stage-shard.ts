@@ -150,15 +150,7 @@ export class StageShard extends DurableObject<Env> {
       input.joinRate,
       Date.now(),
     );
-    for (const e of input.ended)
-      this.#sql.exec(
-        "INSERT INTO ended (participant_id, user_id, joined_at, left_at, reason) VALUES (?, ?, ?, ?, ?)",
-        e.participantId,
-        e.userId,
-        e.joinedAt,
-        e.leftAt,
-        e.reason,
-      );
+    for (const session of input.ended) this.#ended(session);
     const { capacity, scaleUpAt } = this.#cfg.scaling;
     this.#report(reportIsUrgent(before, this.#stageViewers(), capacity, scaleUpAt));
     const { live, audience } = this.#row.get();
@@ -435,15 +427,20 @@ export class StageShard extends DurableObject<Env> {
     if (!row) return;
     const before = this.#count();
     this.#sql.exec("DELETE FROM viewers WHERE participant_id = ?", participantId);
+    this.#ended({ participantId, userId: row.user_id, joinedAt: row.joined_at, leftAt: Date.now(), reason });
+    this.#changed(before, before - 1);
+  }
+
+  /** An ended session into the outbox the next report to the broadcast carries (the head's holds the others' too). */
+  #ended(session: EndedSession): void {
     this.#sql.exec(
       "INSERT INTO ended (participant_id, user_id, joined_at, left_at, reason) VALUES (?, ?, ?, ?, ?)",
-      participantId,
-      row.user_id,
-      row.joined_at,
-      Date.now(),
-      reason,
+      session.participantId,
+      session.userId,
+      session.joinedAt,
+      session.leftAt,
+      session.reason,
     );
-    this.#changed(before, before - 1);
   }
 
   /**
